@@ -1,0 +1,74 @@
+import { basename, resolve } from "node:path";
+import { commandTable } from "../commands/index.ts";
+import type { Clock } from "../commands/types.ts";
+import { ClanCli } from "../ops/clan-cli.ts";
+import { InventoryCache } from "../ops/inventory-cache.ts";
+import { interruptRunningCommands, recentCommands } from "../storage/audit.ts";
+import { openDatabase, type Db } from "../storage/db.ts";
+import { forgetEventsBefore } from "../storage/handled-events.ts";
+import { migrate } from "../storage/migrations.ts";
+import { clanThresholds, type ClanConfig, type Config } from "./config.ts";
+import { Dispatcher, type ClanRuntime } from "./dispatcher.ts";
+import type { Logger } from "./logger.ts";
+
+/** How long handled event ids are kept; older events are ignored on sight, so they cannot run twice. */
+export const HANDLED_EVENT_RETENTION_MS = 7 * 24 * 3600_000;
+
+export interface App {
+  config: Config;
+  db: Db;
+  dispatcher: Dispatcher;
+  clock: Clock;
+  log: Logger;
+  clans: readonly ClanConfig[];
+  close(): Promise<void>;
+}
+
+/** Start-up wiring shared by both front ends: storage, the clan CLI, one runtime per clan, the dispatcher. */
+export async function createApp(config: Config, clans: readonly ClanConfig[], log: Logger, clock: Clock = Date): Promise<App> {
+  const db = await openDatabase(config.storage.path);
+  await migrate(db);
+  const interrupted = await interruptRunningCommands(db, clock.now());
+  if (interrupted) log.warn({ interrupted }, "commands were still running when the bot last stopped");
+  await forgetEventsBefore(db, clock.now() - HANDLED_EVENT_RETENTION_MS);
+
+  const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout });
+  const runtimes = new Map<string, ClanRuntime>();
+  for (const clan of clans) {
+    const flake = resolve(clan.flake);
+    const inventory = new InventoryCache(cli, flake, config.clan.inventoryCacheTtl, clock);
+    runtimes.set(clan.name, {
+      view: { name: clan.name, flake, machines: (signal, fresh) => inventory.machines(signal, fresh) },
+      store: { recentCommands: (limit) => recentCommands(db, clan.name, limit) },
+      thresholds: clanThresholds(config, clan),
+    });
+  }
+  const dispatcher = new Dispatcher({
+    table: commandTable,
+    db,
+    clans: runtimes,
+    clock,
+    log,
+    prefix: config.commands.prefix,
+    maxCommandAgeMs: config.matrix?.maxCommandAge ?? 15 * 60_000,
+  });
+  return {
+    config,
+    db,
+    dispatcher,
+    clock,
+    log,
+    clans,
+    async close() {
+      await dispatcher.drain(10_000);
+      await db.close();
+    },
+  };
+}
+
+/** The console's single clan: the flake in `dir`, named after its directory. */
+export function consoleClan(dir: string): ClanConfig {
+  const flake = resolve(dir);
+  const name = basename(flake).replace(/[^A-Za-z0-9_.-]/g, "-").replace(/^[^A-Za-z0-9]+/, "") || "clan";
+  return { name, room: "!console:localhost", flake, permissions: undefined };
+}

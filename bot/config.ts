@@ -1,0 +1,165 @@
+import { readFile } from "node:fs/promises";
+import { closest } from "fastest-levenshtein";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+import { parseDuration } from "../commands/duration.ts";
+import { DEFAULT_THRESHOLDS } from "../commands/levels.ts";
+
+/** A config problem: the message names the file and the key path; the process exits with status 2. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+const duration = (fallback: string) =>
+  z
+    .union([z.string(), z.number().positive()])
+    .default(fallback)
+    .transform((v, ctx) => {
+      const ms = typeof v === "number" ? v * 1000 : parseDuration(v);
+      if (ms === undefined || ms <= 0) {
+        ctx.addIssue({ code: "custom", message: `expected a duration such as 30s, 15m or 2h, got '${v}'` });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const powerLevel = z.number().int().min(-(2 ** 53)).max(2 ** 53);
+
+const thresholds = z
+  .strictObject({ viewer: powerLevel.optional(), operator: powerLevel.optional(), admin: powerLevel.optional() })
+  .optional();
+
+const clan = z.strictObject({
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, "letters, digits, '.', '_' or '-'"),
+  room: z.string().regex(/^[!#][^:]+:.+$/, "a Matrix room id (!id:server) or alias (#alias:server)"),
+  flake: z.string().min(1),
+  permissions: thresholds,
+});
+
+const matrix = z
+  .strictObject({
+    homeserver: z.url({ protocol: /^https?$/ }),
+    userId: z.string().regex(/^@[^:]+:.+$/, "a Matrix user id such as @clanbot:example.org"),
+    accessToken: z.string().min(1).optional(),
+    accessTokenFile: z.string().min(1).optional(),
+    password: z.string().min(1).optional(),
+    deviceName: z.string().default("clanbot"),
+    /** Commands older than this when the bot sees them are answered but not run. */
+    maxCommandAge: duration("15m"),
+  })
+  .superRefine((m, ctx) => {
+    const given = [m.accessToken, m.accessTokenFile, m.password].filter((v) => v !== undefined).length;
+    if (given !== 1) {
+      ctx.addIssue({
+        code: "custom",
+        message: `set exactly one of accessToken, accessTokenFile or password (${given} given)`,
+      });
+    }
+  });
+
+export const configSchema = z
+  .strictObject({
+    matrix: matrix.optional(),
+    storage: z.strictObject({ path: z.string().min(1).default("./data/clanbot.sqlite3") }).prefault({}),
+    clan: z
+      .strictObject({
+        command: z.string().min(1).default("clan"),
+        /** How long a quick clan command (select, list) may take. */
+        timeout: duration("5m"),
+        /** How long an inventory read is reused before the flake is evaluated again. */
+        inventoryCacheTtl: duration("5m"),
+      })
+      .prefault({}),
+    commands: z
+      .strictObject({ prefix: z.string().min(1).max(8).default("!") })
+      .prefault({}),
+    permissions: thresholds,
+    clans: z.array(clan).default([]),
+    console: z
+      .strictObject({ user: z.string().min(1).default("@console:localhost"), powerLevel: powerLevel.default(100) })
+      .prefault({}),
+    /** Without a level: info on Matrix, warn in the console (so logs do not drown the answers). */
+    log: z.strictObject({ level: z.enum(["trace", "debug", "info", "warn", "error", "silent"]).optional() }).prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Map<string, number>();
+    c.clans.forEach((cl, i) => {
+      for (const [key, value] of [["name", cl.name], ["room", cl.room]] as const) {
+        const k = `${key}:${value}`;
+        const first = seen.get(k);
+        if (first !== undefined) {
+          ctx.addIssue({ code: "custom", path: ["clans", i, key], message: `'${value}' is already used by clans.${first}` });
+        } else seen.set(k, i);
+      }
+    });
+  });
+
+export type Config = z.output<typeof configSchema>;
+export type ClanConfig = Config["clans"][number];
+
+/** Every key the schema knows, by path prefix, for "did you mean" on a misspelled key. */
+function knownKeys(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  let s: z.ZodType = schema;
+  const unwrap = (t: z.ZodType): z.ZodType => {
+    let cur = t;
+    for (;;) {
+      const def = (cur as { def?: { type?: string; innerType?: z.ZodType; in?: z.ZodType; element?: z.ZodType } }).def;
+      if (def?.innerType) cur = def.innerType;
+      else if (def?.type === "pipe" && def.in) cur = def.in;
+      else return cur;
+    }
+  };
+  for (const seg of path) {
+    s = unwrap(s);
+    if (s instanceof z.ZodArray && typeof seg === "number") s = s.element as z.ZodType;
+    else if (s instanceof z.ZodObject && typeof seg === "string") s = (s.shape as Record<string, z.ZodType>)[seg] as z.ZodType;
+    else return [];
+    if (!s) return [];
+  }
+  s = unwrap(s);
+  return s instanceof z.ZodObject ? Object.keys(s.shape) : [];
+}
+
+function pathText(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : `${i ? "." : ""}${String(p)}`)).join("");
+}
+
+export function formatIssues(source: string, error: z.ZodError): string {
+  const lines = error.issues.flatMap((issue) => {
+    if (issue.code === "unrecognized_keys") {
+      const known = knownKeys(configSchema, issue.path);
+      return issue.keys.map((key) => {
+        const guess = known.length ? closest(key, known) : undefined;
+        const hint = guess ? ` (did you mean '${pathText([...issue.path, guess])}'?)` : "";
+        return `  ${pathText([...issue.path, key])}: unknown key${hint}`;
+      });
+    }
+    const missing = issue.code === "invalid_type" && issue.message.endsWith("received undefined");
+    return [`  ${pathText(issue.path) || "(top level)"}: ${missing ? "required, but missing" : issue.message}`];
+  });
+  return `${source}: invalid configuration:\n${lines.join("\n")}`;
+}
+
+export function parseConfig(source: string, text: string): Config {
+  const doc = parseDocument(text, { uniqueKeys: true });
+  if (doc.errors.length) {
+    throw new ConfigError(`${source}: not valid YAML: ${doc.errors.map((e) => e.message).join("; ")}`);
+  }
+  const result = configSchema.safeParse(doc.toJS() ?? {});
+  if (!result.success) throw new ConfigError(formatIssues(source, result.error));
+  return result.data;
+}
+
+export async function loadConfig(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${path}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  return parseConfig(path, text);
+}
+
+export function clanThresholds(config: Config, clanConfig: ClanConfig | undefined) {
+  return { ...DEFAULT_THRESHOLDS, ...config.permissions, ...clanConfig?.permissions };
+}

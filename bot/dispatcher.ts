@@ -1,0 +1,195 @@
+import { closest, distance } from "fastest-levenshtein";
+import { UserError } from "../commands/errors.ts";
+import { code, concat, formatDuration, type Message } from "../commands/format.ts";
+import { findCommand } from "../commands/help.ts";
+import { allows, levelFor } from "../commands/levels.ts";
+import { bindInput, tokenize } from "../commands/parse-input.ts";
+import type { AuditResult, ClanStore, ClanView, Clock, CommandContext, CommandSpec, LevelThresholds, Log, SentMessage } from "../commands/types.ts";
+import { ClanCliError } from "../ops/clan-cli.ts";
+import { finishCommand, startCommand } from "../storage/audit.ts";
+import type { Db } from "../storage/db.ts";
+
+/** What a front end knows about a message addressed to the bot. */
+export interface Incoming {
+  clan: string;
+  room: string;
+  eventId: string | undefined;
+  /** When the sender sent it (server time), for the maximum command age. */
+  sentAt: number;
+  sender: { id: string; name: string; powerLevel: number };
+  /** The command line without prefix or mention: `deploy laptop --dry-run`. */
+  line: string;
+}
+
+/** How a front end answers one message: replies relate to it, reactions go on it. */
+export interface ReplyChannel {
+  reply(message: Message): Promise<SentMessage>;
+  react(key: string): Promise<void>;
+}
+
+export interface ClanRuntime {
+  view: ClanView;
+  store: ClanStore;
+  thresholds: LevelThresholds;
+}
+
+export interface DispatcherDeps {
+  table: readonly CommandSpec[];
+  db: Db;
+  clans: ReadonlyMap<string, ClanRuntime>;
+  clock: Clock;
+  log: Log;
+  prefix: string;
+  maxCommandAgeMs: number;
+}
+
+export const REACTION = { taken: "👀", done: "✅", failed: "❌", refused: "⛔" } as const;
+
+type Outcome = { result: Exclude<AuditResult, "running">; detail?: string };
+
+/**
+ * Turns a message into a command run: parse, look up, check age and permission, bind arguments,
+ * run, answer, and audit every step. The one place that catches what commands throw.
+ */
+export class Dispatcher {
+  private readonly deps: DispatcherDeps;
+  private readonly running = new Set<Promise<void>>();
+  private readonly stopping = new AbortController();
+
+  constructor(deps: DispatcherDeps) {
+    this.deps = deps;
+  }
+
+  /** Handles one message; never throws (failures are answered and logged). */
+  dispatch(msg: Incoming, channel: ReplyChannel): Promise<void> {
+    const run = this.handle(msg, channel).catch((err: unknown) => {
+      this.deps.log.error({ err, room: msg.room, event: msg.eventId }, "could not answer a command");
+    });
+    this.running.add(run);
+    void run.finally(() => this.running.delete(run));
+    return run;
+  }
+
+  /** Waits for running commands; after `graceMs` they are told to stop (their signal aborts). */
+  async drain(graceMs: number): Promise<void> {
+    const timer = setTimeout(() => this.stopping.abort(new Error("the bot is shutting down")), graceMs);
+    await Promise.allSettled([...this.running]);
+    clearTimeout(timer);
+  }
+
+  get busy(): number {
+    return this.running.size;
+  }
+
+  private async handle(msg: Incoming, channel: ReplyChannel): Promise<void> {
+    const { clock, db, prefix } = this.deps;
+    const clan = this.deps.clans.get(msg.clan);
+    if (!clan) throw new Error(`no runtime for clan ${msg.clan}`);
+    const startedAt = clock.now();
+    let words: string[] = [];
+    let parseError: UserError | undefined;
+    try {
+      words = tokenize(msg.line);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      parseError = err;
+    }
+    const name = (words[0] ?? msg.line.split(/\s/, 1)[0] ?? "").toLowerCase();
+    const spec = findCommand(this.deps.table, name);
+    const runId = await startCommand(db, {
+      clan: msg.clan,
+      room: msg.room,
+      sender: msg.sender.id,
+      command: spec?.name ?? name,
+      line: `${prefix}${msg.line}`,
+      eventId: msg.eventId,
+      startedAt,
+    });
+    const finish = async (o: Outcome): Promise<void> => {
+      await finishCommand(db, runId, o.result, clock.now(), o.detail);
+    };
+    const answer = async (o: Outcome, reaction: string, message: Message): Promise<void> => {
+      await channel.reply(message);
+      await channel.react(reaction);
+      await finish(o);
+    };
+
+    if (parseError) return answer({ result: "failed", detail: parseError.message }, REACTION.failed, concat(parseError.message));
+    if (!spec) {
+      return answer({ result: "failed", detail: "unknown command" }, REACTION.failed, this.unknownCommand(name));
+    }
+    const age = clock.now() - msg.sentAt;
+    if (age > this.deps.maxCommandAgeMs) {
+      return answer(
+        { result: "expired", detail: `sent ${formatDuration(age)} before the bot saw it` },
+        REACTION.refused,
+        concat(
+          "I did not run ",
+          code(`${prefix}${msg.line}`),
+          `: it was sent ${formatDuration(age)} ago, while I was away, and commands older than ` +
+            `${formatDuration(this.deps.maxCommandAgeMs)} are not run. Send it again if you still want it.`,
+        ),
+      );
+    }
+    const level = levelFor(msg.sender.powerLevel, clan.thresholds);
+    if (!allows(level, spec.level)) {
+      const need = clan.thresholds[spec.level];
+      return answer(
+        { result: "refused", detail: `needs ${spec.level}` },
+        REACTION.refused,
+        concat(
+          code(`${prefix}${spec.name}`),
+          ` needs the ${spec.level} level (power level ${need} in this room); ` +
+            `you have power level ${msg.sender.powerLevel}. A room admin can raise it.`,
+        ),
+      );
+    }
+    let input;
+    try {
+      input = bindInput(spec, words.slice(1), `${prefix}${msg.line}`, prefix);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
+    }
+
+    await channel.react(REACTION.taken);
+    const ctx: CommandContext = {
+      sender: { ...msg.sender, level },
+      clan: clan.view,
+      store: clan.store,
+      clock,
+      log: this.deps.log,
+      signal: this.stopping.signal,
+      runId,
+      prefix,
+      thresholds: clan.thresholds,
+      reply: (m) => channel.reply(m),
+      react: (k) => channel.react(k),
+    };
+    try {
+      const result = await spec.run(ctx, input);
+      if (result) await channel.reply(result);
+      await channel.react(REACTION.done);
+      await finish({ result: "ok" });
+    } catch (err) {
+      if (err instanceof UserError || err instanceof ClanCliError) {
+        return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
+      }
+      this.deps.log.error({ err, runId, clan: msg.clan, command: spec.name }, "command failed with an internal error");
+      return answer(
+        { result: "error", detail: err instanceof Error ? err.message : String(err) },
+        REACTION.failed,
+        concat(`Internal error (reference #${runId}). The details are in the bot's log.`),
+      );
+    }
+  }
+
+  private unknownCommand(name: string): Message {
+    const { table, prefix } = this.deps;
+    const names = table.flatMap((c) => [c.name, ...(c.aliases ?? [])]);
+    const guess = name ? closest(name, names) : undefined;
+    const near = guess !== undefined && distance(name, guess) <= Math.max(2, Math.floor(name.length / 3));
+    const suggestion = near ? concat(" Did you mean ", code(prefix + (findCommand(table, guess)?.name ?? guess)), "?") : "";
+    return concat("I don't know the command ", code(prefix + name), ".", suggestion, " ", code(`${prefix}help`), " lists what I can do.");
+  }
+}

@@ -1,0 +1,198 @@
+import {
+  ClientEvent,
+  EventType,
+  type Filter,
+  KnownMembership,
+  Method,
+  MsgType,
+  RelationType,
+  RoomEvent,
+  SyncState,
+  type MatrixClient,
+  type MatrixEvent,
+  type Room,
+} from "matrix-js-sdk";
+import type { Clock } from "../../commands/types.ts";
+import { claimEvent } from "../../storage/handled-events.ts";
+import type { Db } from "../../storage/db.ts";
+import { commandLineOf } from "../addressing.ts";
+import type { ClanConfig } from "../config.ts";
+import type { Dispatcher } from "../dispatcher.ts";
+import type { Logger } from "../logger.ts";
+import { powerLevelOf } from "./power-levels.ts";
+import { MatrixReplyChannel, noticeContent } from "./reply-channel.ts";
+import { RoomBindings } from "./room-bindings.ts";
+
+export interface FrontEndDeps {
+  client: MatrixClient;
+  dispatcher: Dispatcher;
+  db: Db;
+  clock: Clock;
+  log: Logger;
+  clans: readonly ClanConfig[];
+  prefix: string;
+  /** Events older than this are ignored without an answer: their handled-ids may be forgotten. */
+  ignoreOlderThanMs: number;
+}
+
+/**
+ * Matrix in, dispatcher out: joins the rooms bound to clans when invited (declining others),
+ * turns new messages addressed to the bot into dispatcher calls exactly once, and keeps syncing
+ * through homeserver outages (the SDK reconnects; sends are retried by the scheduler).
+ */
+export class MatrixFrontEnd {
+  private readonly d: FrontEndDeps;
+  private readonly bindings: RoomBindings;
+  private readonly me: string;
+  private readonly intake = new Set<Promise<void>>();
+  private closed = false;
+
+  constructor(deps: FrontEndDeps) {
+    this.d = deps;
+    this.me = deps.client.getSafeUserId();
+    this.bindings = new RoomBindings(deps.clans, async (alias) => (await deps.client.getRoomIdForAlias(alias)).room_id);
+  }
+
+  async start(filter: Filter): Promise<void> {
+    const { client, log } = this.d;
+    for (const f of await this.bindings.resolvePending()) log.warn(f, "could not resolve a clan room alias yet; will retry on invite");
+    client.on(RoomEvent.Timeline, (event, room, toStartOfTimeline, removed) => {
+      if (toStartOfTimeline || removed || !room || this.closed) return;
+      this.track(this.onTimelineEvent(event, room));
+    });
+    client.on(RoomEvent.MyMembership, (room, membership) => {
+      if (membership === KnownMembership.Invite) this.track(this.onInvite(room));
+    });
+    client.on(ClientEvent.Sync, (state, prev, data) => {
+      if (state === SyncState.Error && prev !== SyncState.Error) {
+        log.warn({ err: data?.error?.message }, "lost the homeserver; the SDK keeps retrying");
+      } else if (state === SyncState.Syncing && (prev === SyncState.Error || prev === SyncState.Reconnecting)) {
+        log.info("homeserver is back; catching up");
+      }
+    });
+    const prepared = new Promise<void>((resolve) => {
+      const onSync = (state: SyncState): void => {
+        if (state === SyncState.Prepared) {
+          client.off(ClientEvent.Sync, onSync);
+          resolve();
+        }
+      };
+      client.on(ClientEvent.Sync, onSync);
+    });
+    await client.startClient({ initialSyncLimit: 50, filter, lazyLoadMembers: false, threadSupport: false });
+    await prepared;
+    await this.joinConfiguredRooms();
+    log.info({ rooms: this.bindings.roomIds().length }, "matrix front end ready");
+  }
+
+  /**
+   * Stops taking commands, lets running ones finish and send their answers (the client must still
+   * be up for that), then stops syncing.
+   */
+  async stop(graceMs = 10_000): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.intake]);
+    await this.d.dispatcher.drain(graceMs);
+    this.d.client.stopClient();
+  }
+
+  private track(p: Promise<void>): void {
+    const guarded = p.catch((err: unknown) => this.d.log.error({ err }, "matrix event handling failed"));
+    this.intake.add(guarded);
+    void guarded.finally(() => this.intake.delete(guarded));
+  }
+
+  private async onTimelineEvent(event: MatrixEvent, room: Room): Promise<void> {
+    const { client, clock, db } = this.d;
+    // Encrypted rooms: the hook where decryption plugs in; a no-op for plain events.
+    await client.decryptEventIfNeeded(event);
+    if (event.getType() !== EventType.RoomMessage || event.getSender() === this.me || event.isRedacted()) return;
+    const clan = this.bindings.clanOf(room.roomId);
+    if (!clan) return;
+    const content = event.getContent();
+    if (content.msgtype !== MsgType.Text) return; // notices come from bots; files and images are not commands
+    if (content["m.relates_to"]?.rel_type === RelationType.Replace) return; // an edit must not run a command again
+    const eventId = event.getId();
+    if (!eventId || eventId.startsWith("~")) return;
+    const sentAt = event.getTs();
+    const joinedAt = this.myJoinTime(room);
+    if (joinedAt === undefined || sentAt < joinedAt) return; // before the bot was here: not meant for it
+    if (clock.now() - sentAt > this.d.ignoreOlderThanMs) return;
+    const body = typeof content.body === "string" ? content.body : "";
+    const line = commandLineOf(stripReplyFallback(body), { prefix: this.d.prefix, names: this.namesIn(room) });
+    if (line === undefined) return;
+    if (!(await claimEvent(db, eventId, clan, clock.now()))) return;
+    const sender = event.getSender() as string;
+    await this.d.dispatcher.dispatch(
+      {
+        clan,
+        room: room.roomId,
+        eventId,
+        sentAt,
+        sender: { id: sender, name: room.getMember(sender)?.name ?? sender, powerLevel: powerLevelOf(room, sender) },
+        line,
+      },
+      new MatrixReplyChannel(client, room.roomId, eventId),
+    );
+  }
+
+  private myJoinTime(room: Room): number | undefined {
+    const member = room.currentState.getMember(this.me);
+    if (member?.membership !== KnownMembership.Join) return undefined;
+    return member.events.member?.getTs();
+  }
+
+  private namesIn(room: Room): string[] {
+    const localpart = this.me.slice(1, this.me.indexOf(":"));
+    const display = room.getMember(this.me)?.name;
+    return [...new Set([this.me, display, localpart].filter((n): n is string => !!n))];
+  }
+
+  private async onInvite(room: Room): Promise<void> {
+    const { client, log } = this.d;
+    if (!this.bindings.clanOf(room.roomId) && this.bindings.hasUnresolved) await this.bindings.resolvePending();
+    const clan = this.bindings.clanOf(room.roomId);
+    const inviter = room.getMember(this.me)?.events.member?.getSender();
+    if (!clan) {
+      log.info({ room: room.roomId, inviter }, "declining an invite to a room no clan is bound to");
+      await client.http.authedRequest(Method.Post, `/rooms/${encodeURIComponent(room.roomId)}/leave`, undefined, {
+        reason: "clanbot only joins the rooms its configuration binds to a clan.",
+      });
+      return;
+    }
+    await client.joinRoom(room.roomId);
+    log.info({ room: room.roomId, clan, inviter }, "joined a clan room");
+    await client.sendEvent(
+      room.roomId,
+      EventType.RoomMessage,
+      noticeContent({
+        text: `Hello! I am clanbot for clan '${clan}'. Type ${this.d.prefix}help to see what I can do.`,
+        html: `Hello! I am clanbot for clan <strong>${clan}</strong>. Type <code>${this.d.prefix}help</code> to see what I can do.`,
+      }) as never,
+    );
+  }
+
+  /** At start: accept pending invites to clan rooms, and try to join clan rooms the bot is not in. */
+  private async joinConfiguredRooms(): Promise<void> {
+    const { client, log } = this.d;
+    for (const roomId of this.bindings.roomIds()) {
+      const membership = client.getRoom(roomId)?.getMyMembership();
+      if (membership === KnownMembership.Join) continue;
+      try {
+        await client.joinRoom(roomId);
+        log.info({ room: roomId }, "joined a clan room at start");
+      } catch (err) {
+        log.warn({ room: roomId, err: (err as Error).message }, "not in a clan room and cannot join it: invite the bot");
+      }
+    }
+  }
+}
+
+/** Replies carry a quote of the original ("> <@a:b> text") before the new text; commands are in the new text. */
+function stripReplyFallback(body: string): string {
+  if (!body.startsWith("> ")) return body;
+  const lines = body.split("\n");
+  let i = 0;
+  while (i < lines.length && (lines[i] as string).startsWith("> ")) i++;
+  return lines.slice(i).join("\n").replace(/^\n/, "");
+}

@@ -1,0 +1,48 @@
+import { EventType, MsgType, RelationType, type MatrixClient } from "matrix-js-sdk";
+import type { Message } from "../../commands/format.ts";
+import type { SentMessage } from "../../commands/types.ts";
+import type { ReplyChannel } from "../dispatcher.ts";
+
+const HTML = "org.matrix.custom.html";
+
+/** A notice (bots must not trigger other bots) with HTML and a readable plain body. */
+export function noticeContent(m: Message): Record<string, unknown> {
+  return { msgtype: MsgType.Notice, body: m.text, format: HTML, formatted_body: m.html };
+}
+
+/**
+ * Answers to one command event: replies relate to it (`m.in_reply_to`), reactions annotate it,
+ * edits replace a sent answer (`m.replace` with `m.new_content`) so clients show one message that moves.
+ */
+export class MatrixReplyChannel implements ReplyChannel {
+  private readonly client: MatrixClient;
+  private readonly roomId: string;
+  private readonly eventId: string;
+
+  constructor(client: MatrixClient, roomId: string, eventId: string) {
+    this.client = client;
+    this.roomId = roomId;
+    this.eventId = eventId;
+  }
+
+  async reply(message: Message): Promise<SentMessage> {
+    const content = { ...noticeContent(message), "m.relates_to": { "m.in_reply_to": { event_id: this.eventId } } };
+    const { event_id } = await this.client.sendEvent(this.roomId, EventType.RoomMessage, content as never);
+    return { edit: (m) => this.edit(event_id, m) };
+  }
+
+  async react(key: string): Promise<void> {
+    await this.client.sendEvent(this.roomId, EventType.Reaction, {
+      "m.relates_to": { rel_type: RelationType.Annotation, event_id: this.eventId, key },
+    });
+  }
+
+  private async edit(target: string, message: Message): Promise<void> {
+    const content = {
+      ...noticeContent({ text: `* ${message.text}`, html: `* ${message.html}` }),
+      "m.new_content": noticeContent(message),
+      "m.relates_to": { rel_type: RelationType.Replace, event_id: target },
+    };
+    await this.client.sendEvent(this.roomId, EventType.RoomMessage, content as never);
+  }
+}

@@ -1,0 +1,120 @@
+import type { Message } from "./format.ts";
+
+/** Permission levels, mapped to room power levels per clan (defaults 0, 50, 100). */
+export const LEVELS = ["viewer", "operator", "admin"] as const;
+export type Level = (typeof LEVELS)[number];
+export type LevelThresholds = Readonly<Record<Level, number>>;
+
+export interface ArgSpec {
+  readonly name: string;
+  readonly summary: string;
+  readonly required?: boolean;
+  /** Takes the rest of the arguments. Only the last argument may be variadic. */
+  readonly variadic?: boolean;
+}
+
+export type FlagType = "string" | "boolean" | "integer" | "duration";
+
+export interface FlagSpec {
+  readonly name: string;
+  readonly type: FlagType;
+  readonly summary: string;
+  readonly multiple?: boolean;
+  /** Shown in help: `--expires <duration>`. */
+  readonly placeholder?: string;
+}
+
+export type FlagValue = string | boolean | number | string[] | number[];
+
+/** What the dispatcher hands a command after checking it against the spec. */
+export interface CommandInput {
+  readonly args: readonly string[];
+  readonly flags: Readonly<Record<string, FlagValue | undefined>>;
+  /** The command line as typed, for audit and messages. */
+  readonly line: string;
+}
+
+export interface Sender {
+  readonly id: string;
+  readonly name: string;
+  readonly powerLevel: number;
+  readonly level: Level | undefined;
+}
+
+/** A message the bot has sent and may edit while a job moves on. */
+export interface SentMessage {
+  edit(message: Message): Promise<void>;
+}
+
+export interface Machine {
+  readonly name: string;
+  readonly description?: string;
+  readonly tags: readonly string[];
+  readonly targetHost?: string;
+  readonly machineClass?: string;
+}
+
+/** The clan a room is bound to, as commands see it: its name and what the clan CLI can tell. */
+export interface ClanView {
+  readonly name: string;
+  readonly flake: string;
+  /** The inventory's machines; `fresh` evaluates the flake again instead of using the last read. */
+  machines(signal: AbortSignal, fresh?: boolean): Promise<Machine[]>;
+}
+
+export type AuditResult = "running" | "ok" | "failed" | "refused" | "expired" | "error" | "interrupted";
+
+export interface AuditEntry {
+  readonly id: number;
+  readonly sender: string;
+  readonly line: string;
+  readonly command: string;
+  readonly startedAt: number;
+  readonly finishedAt: number | undefined;
+  readonly result: AuditResult;
+}
+
+/** The clan's own records, already scoped to it: a command cannot reach another clan's state. */
+export interface ClanStore {
+  recentCommands(limit: number): Promise<AuditEntry[]>;
+}
+
+export interface Clock {
+  now(): number;
+}
+
+export interface Log {
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+/** Everything a command may touch. Built in one place (the dispatcher), narrow on purpose. */
+export interface CommandContext {
+  readonly sender: Sender;
+  readonly clan: ClanView;
+  readonly store: ClanStore;
+  readonly clock: Clock;
+  readonly log: Log;
+  readonly signal: AbortSignal;
+  /** The audit id of this run, shown to people so they can refer to it. */
+  readonly runId: number;
+  /** How people address the bot here, for examples in messages: "!" or "clanbot: ". */
+  readonly prefix: string;
+  readonly thresholds: LevelThresholds;
+  reply(message: Message): Promise<SentMessage>;
+  react(key: string): Promise<void>;
+}
+
+export interface CommandSpec {
+  readonly name: string;
+  readonly aliases?: readonly string[];
+  readonly summary: string;
+  readonly level: Level;
+  readonly args: readonly ArgSpec[];
+  readonly flags: readonly FlagSpec[];
+  /** Extra lines for `!help <command>`. */
+  readonly details?: string;
+  /** Returns the answer; a command that replies by itself (progress messages) returns nothing. */
+  run(ctx: CommandContext, input: CommandInput): Promise<Message | void>;
+}

@@ -1,0 +1,96 @@
+import type { Machine } from "../commands/types.ts";
+import { runProcess, type RunOptions, type RunResult } from "./process-runner.ts";
+
+/** A clan CLI run that did not succeed, with a message a person can act on. */
+export class ClanCliError extends Error {
+  override readonly name = "ClanCliError";
+  readonly kind: "not-found" | "failed" | "timeout" | "cancelled" | "bad-output";
+  readonly result: RunResult | undefined;
+  constructor(message: string, kind: ClanCliError["kind"], result?: RunResult) {
+    super(message);
+    this.kind = kind;
+    this.result = result;
+  }
+}
+
+export interface ClanCliOptions {
+  /** Path or name of the clan executable (config `clan.command`). */
+  command: string;
+  timeoutMs: number;
+  env?: Record<string, string>;
+}
+
+const INVENTORY_MACHINES = "clanInternals.inventoryClass.inventorySerialization.machines";
+
+interface InventoryMachine {
+  name?: string;
+  description?: string | null;
+  tags?: string[];
+  machineClass?: string;
+  deploy?: { targetHost?: string | null };
+}
+
+/** The part of an error that explains it: clan's last meaningful stderr lines. */
+function errorTail(lines: readonly string[], max = 6): string {
+  const meaningful = lines.map((l) => l.trimEnd()).filter((l) => l.trim() !== "");
+  return meaningful.slice(-max).join("\n");
+}
+
+export class ClanCli {
+  private readonly opts: ClanCliOptions;
+  constructor(opts: ClanCliOptions) {
+    this.opts = opts;
+  }
+
+  /** Runs `clan <args> --flake <flake>` and fails with a ClanCliError unless it exits 0. */
+  async run(flake: string, args: readonly string[], extra: Partial<RunOptions> = {}): Promise<RunResult> {
+    const fullArgs = [...args, "--flake", flake];
+    const result = await runProcess(this.opts.command, fullArgs, {
+      timeoutMs: this.opts.timeoutMs,
+      ...(this.opts.env ? { env: this.opts.env } : {}),
+      ...extra,
+    });
+    const what = `\`clan ${args.slice(0, 2).join(" ")}\``;
+    if (result.startError !== undefined) {
+      const why = { ENOENT: "was not found", EACCES: "is not executable" }[result.startError] ?? `could not be started (${result.startError})`;
+      throw new ClanCliError(`The clan CLI '${this.opts.command}' ${why}. Install clan or set clan.command in the config.`, "not-found", result);
+    }
+    if (result.cancelled) throw new ClanCliError(`${what} was cancelled.`, "cancelled", result);
+    if (result.timedOut) {
+      throw new ClanCliError(`${what} took longer than ${Math.round((extra.timeoutMs ?? this.opts.timeoutMs) / 1000)} s and was stopped.`, "timeout", result);
+    }
+    if (result.exitCode !== 0) {
+      const how = result.exitCode === undefined ? `was killed (${result.signal ?? "unknown signal"})` : `failed (exit ${result.exitCode})`;
+      const tail = errorTail(result.stderrTail);
+      throw new ClanCliError(`${what} ${how}${tail ? `:\n${tail}` : "."}`, "failed", result);
+    }
+    return result;
+  }
+
+  /** `clan select` prints JSON; parse it or say clearly that the answer was not JSON. */
+  async select(flake: string, selector: string, signal?: AbortSignal): Promise<unknown> {
+    const result = await this.run(flake, ["select", selector], { collectStdout: true, ...(signal ? { signal } : {}) });
+    try {
+      return JSON.parse(result.stdout) as unknown;
+    } catch {
+      throw new ClanCliError(`\`clan select\` did not print JSON for '${selector}'.`, "bad-output", result);
+    }
+  }
+
+  /** The inventory's machines, sorted by name. */
+  async machines(flake: string, signal?: AbortSignal): Promise<Machine[]> {
+    const raw = await this.select(flake, INVENTORY_MACHINES, signal);
+    if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+      throw new ClanCliError("The clan's inventory of machines is not an object.", "bad-output");
+    }
+    return Object.entries(raw as Record<string, InventoryMachine>)
+      .map(([name, m]) => ({
+        name: m.name ?? name,
+        ...(m.description ? { description: m.description } : {}),
+        tags: Array.isArray(m.tags) ? m.tags.filter((t) => typeof t === "string") : [],
+        ...(m.deploy?.targetHost ? { targetHost: m.deploy.targetHost } : {}),
+        ...(m.machineClass ? { machineClass: m.machineClass } : {}),
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+}

@@ -1,0 +1,119 @@
+import { createInterface } from "node:readline";
+import { execa } from "execa";
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Cancels the run: the whole process group gets SIGTERM, then SIGKILL after `killGraceMs`. */
+  signal?: AbortSignal;
+  timeoutMs: number;
+  killGraceMs?: number;
+  /** Keep stdout in memory and return it (for JSON answers); otherwise it is only streamed to onLine. */
+  collectStdout?: boolean;
+  maxStdoutBytes?: number;
+  /** Every output line, as it comes; memory stays bounded however much a process prints. */
+  onLine?: (line: string, stream: "stdout" | "stderr") => void;
+  stderrTailLines?: number;
+}
+
+export interface RunResult {
+  exitCode: number | undefined;
+  signal: string | undefined;
+  stdout: string;
+  /** The last lines on stderr, for error messages. */
+  stderrTail: string[];
+  timedOut: boolean;
+  cancelled: boolean;
+  /** Why the executable could not be started: ENOENT (not found), EACCES (not executable), or undefined. */
+  startError: string | undefined;
+  pid: number | undefined;
+  durationMs: number;
+}
+
+/**
+ * Runs a program with an argument array (never a shell), stdin closed so prompts fail fast,
+ * NO_COLOR set, in its own process group so that cancelling or timing out also ends what it spawned.
+ */
+export async function runProcess(file: string, args: readonly string[], opts: RunOptions): Promise<RunResult> {
+  const started = performance.now();
+  const grace = opts.killGraceMs ?? 10_000;
+  const tailMax = opts.stderrTailLines ?? 40;
+  const sub = execa(file, args, {
+    cwd: opts.cwd,
+    env: { NO_COLOR: "1", ...opts.env },
+    extendEnv: true,
+    stdin: "ignore",
+    // Output nobody reads must not fill the pipe and stall the process.
+    stdout: opts.collectStdout || opts.onLine ? "pipe" : "ignore",
+    detached: true,
+    reject: false,
+    buffer: { stdout: opts.collectStdout === true, stderr: false },
+    maxBuffer: opts.maxStdoutBytes ?? 64 * 1024 * 1024,
+    stripFinalNewline: false,
+  });
+
+  let timedOut = false;
+  let cancelled = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  const killGroup = (sig: NodeJS.Signals): void => {
+    if (sub.pid === undefined) return;
+    try {
+      process.kill(-sub.pid, sig);
+    } catch (err) {
+      // ESRCH: the group is already gone, which is what we wanted.
+      if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    }
+  };
+  const stop = (): void => {
+    killGroup("SIGTERM");
+    killTimer ??= setTimeout(() => killGroup("SIGKILL"), grace);
+  };
+  const onAbort = (): void => {
+    cancelled = true;
+    stop();
+  };
+  const timeout = setTimeout(() => {
+    timedOut = true;
+    stop();
+  }, opts.timeoutMs);
+  if (opts.signal?.aborted) onAbort();
+  else opts.signal?.addEventListener("abort", onAbort, { once: true });
+
+  const tail: string[] = [];
+  const readLines = (stream: NodeJS.ReadableStream | null, name: "stdout" | "stderr"): Promise<void> => {
+    if (!stream) return Promise.resolve();
+    const rl = createInterface({ input: stream, crlfDelay: Infinity });
+    rl.on("line", (line) => {
+      if (name === "stderr") {
+        tail.push(line);
+        if (tail.length > tailMax) tail.shift();
+      }
+      opts.onLine?.(line, name);
+    });
+    return new Promise((resolve) => rl.once("close", resolve));
+  };
+  const readers = [readLines(sub.stderr, "stderr"), opts.onLine ? readLines(sub.stdout, "stdout") : Promise.resolve()];
+
+  try {
+    const result = await sub;
+    await Promise.all(readers);
+    // The leader is gone; make sure nothing it left behind in its group outlives a cancel or timeout.
+    if (timedOut || cancelled) killGroup("SIGKILL");
+    const code = (result as { code?: string }).code;
+    return {
+      exitCode: result.exitCode,
+      signal: result.signal,
+      stdout: typeof result.stdout === "string" ? result.stdout : "",
+      stderrTail: tail,
+      timedOut,
+      cancelled,
+      startError: result.exitCode === undefined && !result.signal ? (code ?? "EFAIL") : undefined,
+      pid: sub.pid,
+      durationMs: performance.now() - started,
+    };
+  } finally {
+    clearTimeout(timeout);
+    clearTimeout(killTimer);
+    opts.signal?.removeEventListener("abort", onAbort);
+  }
+}

@@ -1,0 +1,66 @@
+import type { Db } from "./db.ts";
+
+/**
+ * Schema changes, in order. Migration N brings the file to `PRAGMA user_version = N`.
+ * Never edit one that has shipped: add the next. Every table is keyed by clan where it holds clan state.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    clan TEXT NOT NULL,
+    room TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    command TEXT NOT NULL,
+    line TEXT NOT NULL,
+    event_id TEXT,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    result TEXT NOT NULL,
+    detail TEXT
+  );
+  CREATE INDEX audit_by_clan ON audit (clan, id DESC);
+
+  -- Events the bot has taken, so that no command runs twice (restarts replay sync).
+  CREATE TABLE handled_events (
+    event_id TEXT PRIMARY KEY,
+    clan TEXT NOT NULL,
+    handled_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX handled_events_by_time ON handled_events (handled_at);
+
+  -- The bot's own login, so that restarts reuse its device (and, later, its crypto store).
+  CREATE TABLE matrix_session (
+    homeserver TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    access_token TEXT NOT NULL,
+    PRIMARY KEY (homeserver, user_id)
+  );
+
+  -- The accumulated sync (rooms' state and the position to resume from).
+  CREATE TABLE sync_state (
+    user_id TEXT PRIMARY KEY,
+    next_batch TEXT NOT NULL,
+    data TEXT NOT NULL,
+    saved_at INTEGER NOT NULL
+  );
+  `,
+];
+
+export async function migrate(db: Db, migrations: readonly string[] = MIGRATIONS): Promise<number> {
+  const row = await db.get<{ user_version: number }>("PRAGMA user_version");
+  const current = row?.user_version ?? 0;
+  if (current > migrations.length) {
+    throw new Error(
+      `The database is at schema version ${current}, newer than this clanbot knows (${migrations.length}); upgrade clanbot.`,
+    );
+  }
+  for (let version = current + 1; version <= migrations.length; version++) {
+    await db.transaction(async (q) => {
+      await q.exec(migrations[version - 1] as string);
+      await q.exec(`PRAGMA user_version = ${version}`);
+    });
+  }
+  return migrations.length;
+}
