@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import { stat } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { finishCommand, interruptRunningCommands, recentCommands, startCommand } from "../storage/audit.ts";
+import { openDatabase } from "../storage/db.ts";
+import { claimEvent, forgetEventsBefore } from "../storage/handled-events.ts";
+import { migrate, MIGRATIONS } from "../storage/migrations.ts";
+import { tempDir } from "./support/temp-dir.ts";
+
+test("the database file is private (0600) in a private directory, and in WAL mode", async () => {
+  const dir = await tempDir();
+  const path = join(dir, "state", "clanbot.sqlite3");
+  const db = await openDatabase(path);
+  await migrate(db);
+  await startCommand(db, { clan: "a", room: "!r", sender: "@u", command: "help", line: "!help", eventId: undefined, startedAt: 1 });
+  assert.equal((await stat(path)).mode & 0o777, 0o600);
+  assert.equal((await stat(join(dir, "state"))).mode & 0o777, 0o700);
+  assert.equal((await stat(`${path}-wal`)).mode & 0o777, 0o600);
+  assert.equal((await db.get<{ journal_mode: string }>("PRAGMA journal_mode"))?.journal_mode, "wal");
+  await db.close();
+});
+
+test("migrations run once each, in a transaction, and refuse a newer schema", async () => {
+  const path = join(await tempDir(), "db.sqlite3");
+  const db = await openDatabase(path);
+  assert.equal(await migrate(db), MIGRATIONS.length);
+  assert.equal(await migrate(db), MIGRATIONS.length);
+  // A failing migration leaves the version and the schema as they were.
+  await assert.rejects(migrate(db, [...MIGRATIONS, "CREATE TABLE t (x); SELECT nonsense_fn();"]), /nonsense_fn/);
+  assert.equal((await db.get<{ user_version: number }>("PRAGMA user_version"))?.user_version, MIGRATIONS.length);
+  assert.equal(await db.get("SELECT name FROM sqlite_master WHERE name = 't'"), undefined);
+  await db.exec(`PRAGMA user_version = ${MIGRATIONS.length + 1}`);
+  await assert.rejects(migrate(db), /newer than this clanbot knows/);
+  await db.close();
+});
+
+test("an event is claimed once, even by concurrent handlers", async () => {
+  const db = await openDatabase(join(await tempDir(), "db.sqlite3"));
+  await migrate(db);
+  const claims = await Promise.all([1, 2, 3].map(() => claimEvent(db, "$e1", "fam", 100)));
+  assert.deepEqual(claims.sort(), [false, false, true]);
+  assert.equal(await forgetEventsBefore(db, 101), 1);
+  assert.equal(await claimEvent(db, "$e1", "fam", 200), true);
+  await db.close();
+});
+
+test("the audit keeps clans apart, newest first, and marks runs a crash interrupted", async () => {
+  const db = await openDatabase(join(await tempDir(), "db.sqlite3"));
+  await migrate(db);
+  const base = { room: "!r", sender: "@u", command: "help", line: "!help", eventId: undefined };
+  const a1 = await startCommand(db, { ...base, clan: "a", startedAt: 1 });
+  await finishCommand(db, a1, "ok", 5);
+  await startCommand(db, { ...base, clan: "b", startedAt: 2 });
+  const a2 = await startCommand(db, { ...base, clan: "a", startedAt: 3 });
+  assert.deepEqual((await recentCommands(db, "a", 10)).map((e) => [e.id, e.result]), [[a2, "running"], [a1, "ok"]]);
+  assert.equal(await interruptRunningCommands(db, 9), 2);
+  assert.equal((await recentCommands(db, "a", 1))[0]?.result, "interrupted");
+  await db.close();
+});
