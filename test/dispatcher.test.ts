@@ -1,0 +1,128 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { test } from "node:test";
+import { Dispatcher, type ReplyChannel } from "../bot/dispatcher.ts";
+import { UserError } from "../commands/errors.ts";
+import type { Message } from "../commands/format.ts";
+import { makeHelpCommand } from "../commands/help.ts";
+import { DEFAULT_THRESHOLDS } from "../commands/levels.ts";
+import type { CommandSpec, Log } from "../commands/types.ts";
+import { recentCommands } from "../storage/audit.ts";
+import { openDatabase } from "../storage/db.ts";
+import { migrate } from "../storage/migrations.ts";
+import { tempDir } from "./support/temp-dir.ts";
+
+/** What a person would see of one command: replies as plain text, reactions in order. */
+function recordingChannel(): ReplyChannel & { replies: string[]; html: string[]; reactions: string[] } {
+  const replies: string[] = [];
+  const html: string[] = [];
+  const reactions: string[] = [];
+  return {
+    replies,
+    html,
+    reactions,
+    async reply(m: Message) {
+      replies.push(m.text);
+      html.push(m.html);
+      return { edit: async (e: Message) => void replies.push(`(edit) ${e.text}`) };
+    },
+    async react(key: string) {
+      reactions.push(key);
+    },
+  };
+}
+
+async function setup(table: CommandSpec[]) {
+  const db = await openDatabase(join(await tempDir(), "db.sqlite3"));
+  await migrate(db);
+  const errors: Array<Record<string, unknown>> = [];
+  const log: Log = { info() {}, warn() {}, error: (fields) => void errors.push(fields) };
+  let now = 1_000_000;
+  const commands: CommandSpec[] = [makeHelpCommand(() => commands), ...table];
+  const dispatcher = new Dispatcher({
+    table: commands,
+    db,
+    clans: new Map([
+      [
+        "fam",
+        {
+          view: { name: "fam", flake: "/x", machines: async () => [] },
+          store: { recentCommands: (n) => recentCommands(db, "fam", n) },
+          thresholds: DEFAULT_THRESHOLDS,
+        },
+      ],
+    ]),
+    clock: { now: () => now },
+    log,
+    prefix: "!",
+    maxCommandAgeMs: 15 * 60_000,
+  });
+  const send = async (line: string, powerLevel = 100, sentAt = now) => {
+    const ch = recordingChannel();
+    await dispatcher.dispatch({ clan: "fam", room: "!r", eventId: "$e", sentAt, sender: { id: "@u:x", name: "U", powerLevel }, line }, ch);
+    return ch;
+  };
+  return { db, errors, send, advance: (ms: number) => (now += ms) };
+}
+
+const boom: CommandSpec = {
+  name: "boom",
+  summary: "fails",
+  level: "viewer",
+  args: [],
+  flags: [],
+  run: async () => {
+    throw new TypeError("secret internals");
+  },
+};
+const polite: CommandSpec = { ...boom, name: "polite", run: async () => { throw new UserError("Machine 'x' is unknown."); } };
+const guarded: CommandSpec = { ...boom, name: "guarded", level: "admin", run: async () => ({ text: "ran", html: "ran" }) };
+
+test("an internal error is logged in full and shown only by reference", async () => {
+  const { send, errors, db } = await setup([boom]);
+  const ch = await send("boom");
+  assert.deepEqual(ch.reactions, ["👀", "❌"]);
+  assert.match(ch.replies[0] ?? "", /^Internal error \(reference #1\)\. The details are in the bot's log\.$/);
+  assert.doesNotMatch(ch.replies.join(), /secret internals/);
+  assert.equal((errors[0]?.["err"] as Error).message, "secret internals");
+  assert.equal((await recentCommands(db, "fam", 1))[0]?.result, "error");
+});
+
+test("a UserError is shown as it is, with ❌", async () => {
+  const { send } = await setup([polite]);
+  const ch = await send("polite");
+  assert.deepEqual(ch.replies, ["Machine 'x' is unknown."]);
+  assert.deepEqual(ch.reactions, ["👀", "❌"]);
+});
+
+test("refusals say which level is needed and are audited, without running", async () => {
+  const { send, db } = await setup([guarded]);
+  const ch = await send("guarded", 50);
+  assert.deepEqual(ch.reactions, ["⛔"]);
+  assert.match(ch.replies[0] ?? "", /!guarded` needs the admin level \(power level 100 in this room\); you have power level 50/);
+  const [entry] = await recentCommands(db, "fam", 1);
+  assert.deepEqual([entry?.result, entry?.sender, entry?.line], ["refused", "@u:x", "!guarded"]);
+});
+
+test("unknown commands get a suggestion; old commands are answered but not run", async () => {
+  const { send, advance } = await setup([guarded]);
+  const typo = await send("hlep");
+  assert.match(typo.replies[0] ?? "", /I don't know the command `!hlep`\. Did you mean `!help`\?/);
+  assert.deepEqual(typo.reactions, ["❌"]);
+  const sentAt = advance(0);
+  advance(20 * 60_000);
+  const old = await send("guarded", 100, sentAt);
+  assert.deepEqual(old.reactions, ["⛔"]);
+  assert.match(old.replies[0] ?? "", /I did not run `!guarded`: it was sent 20 min ago.*Send it again/);
+});
+
+test("help lists what the sender may use and what needs more", async () => {
+  const { send } = await setup([guarded]);
+  const viewer = await send("help", 0);
+  assert.match(viewer.replies[0] ?? "", /!help \[command\]/);
+  assert.doesNotMatch(viewer.replies[0] ?? "", /• `!guarded/);
+  assert.match(viewer.replies[0] ?? "", /Needs admin \(power level 100\): !guarded/);
+  assert.match(viewer.html[0] ?? "", /<ul><li><code>!help \[command\]<\/code>/);
+  const admin = await send("help guarded", 100);
+  assert.match(admin.replies[0] ?? "", /Needs admin \(power level 100\)/);
+});
