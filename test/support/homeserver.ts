@@ -1,0 +1,276 @@
+// An in-process Matrix homeserver for end-to-end tests (Client-Server API, one server, no federation).
+// The bot and the tests' "human" matrix-js-sdk clients talk to it over real HTTP on 127.0.0.1;
+// tests steer it (pause, go down, rate-limit) and inspect what it stored.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Socket } from "node:net";
+import { ClientEvent, createClient, SyncState, type ICreateClientOpts, type MatrixClient } from "matrix-js-sdk";
+import { logger as sdkGlobalLogger } from "matrix-js-sdk/lib/logger.js";
+import { accountRoutes, MAX_UPLOAD } from "./homeserver-account.ts";
+import {
+  accessToken,
+  authenticate,
+  Bytes,
+  checkRateLimit,
+  match,
+  normalisePath,
+  parseJsonBody,
+  readBody,
+  type Out,
+  type Route,
+} from "./homeserver-http.ts";
+import { roomRoutes } from "./homeserver-rooms.ts";
+import { HsError, Store } from "./homeserver-store.ts";
+
+export interface StoredRoomEvent {
+  event_id: string;
+  type: string;
+  sender: string;
+  content: Record<string, unknown>;
+  origin_server_ts: number;
+  state_key?: string;
+  unsigned?: Record<string, unknown>;
+}
+
+export interface TestHomeserver {
+  url: string;
+  serverName: string;
+  createUser(localpart: string, password: string): Promise<{ userId: string; accessToken: string; deviceId: string }>;
+  /** Stops answering: requests (and answers already being prepared) are held until resume(). */
+  pause(): void;
+  resume(): void;
+  /** Stops listening and destroys every open connection. */
+  goDown(): Promise<void>;
+  /** Listens again on the same port, with the same state. */
+  comeBack(): Promise<void>;
+  /** Injects an event server-side (auth rules still apply); returns its id. */
+  sendAs(userId: string, roomId: string, type: string, content: Record<string, unknown>): string;
+  roomEvents(roomId: string): StoredRoomEvent[];
+  requestCount(pathPrefix?: string): number;
+  /** The user's next `requests` rate-limited requests (send, state, redact, join, invite, createRoom, upload, login) get 429. */
+  rateLimit(userId: string, requests: number, retryAfterMs: number): void;
+  close(): Promise<void>;
+}
+
+const CORS = {
+  "access-control-allow-origin": "*",
+  "access-control-allow-methods": "GET, POST, PUT, DELETE, OPTIONS",
+  "access-control-allow-headers": "X-Requested-With, Content-Type, Authorization",
+};
+
+class Homeserver implements TestHomeserver {
+  readonly serverName: string;
+  url = "";
+  private readonly store: Store;
+  private readonly routes: Route[] = [...accountRoutes, ...roomRoutes];
+  private readonly txns = new Map<string, Out>();
+  private readonly counts = new Map<string, number>();
+  private readonly sockets = new Set<Socket>();
+  private server: Server | undefined;
+  private port = 0;
+  private paused = false;
+  private held: Array<() => void> = [];
+
+  constructor(serverName: string) {
+    this.serverName = serverName;
+    this.store = new Store(serverName);
+  }
+
+  async listen(port: number): Promise<void> {
+    const server = createServer((req, res) => this.onRequest(req, res));
+    server.on("connection", (socket) => {
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(port, "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    if (address === null || typeof address === "string") throw new Error("test homeserver: no TCP address");
+    this.port = address.port;
+    this.url = `http://127.0.0.1:${this.port}`;
+    this.server = server;
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? "/", "http://test");
+    this.counts.set(url.pathname, (this.counts.get(url.pathname) ?? 0) + 1);
+    const run = (): void => void this.dispatch(req, res, url);
+    if (this.paused) this.held.push(run);
+    else run();
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const abort = new AbortController();
+    res.on("close", () => abort.abort());
+    try {
+      if (req.method === "OPTIONS") return this.write(res, 204, {}, "");
+      const path = normalisePath(url.pathname);
+      const parts = path.split("/");
+      let known = false;
+      for (const route of this.routes) {
+        const params = match(route, parts);
+        if (!params) continue;
+        known = true;
+        if (route.method !== req.method) continue;
+        const session = authenticate(this.store, accessToken(req, url.searchParams), route.auth);
+        if (route.limited && session) checkRateLimit(this.store, session.userId);
+        const raw = req.method === "GET" ? Buffer.alloc(0) : await readBody(req, MAX_UPLOAD + 1);
+        const body = route.raw ? {} : parseJsonBody(raw);
+        const txnKey = route.txn && session ? `${session.userId}|${session.deviceId}|${path}` : undefined;
+        let out = txnKey === undefined ? undefined : this.txns.get(txnKey);
+        if (out === undefined) {
+          const ctx = { store: this.store, path, params, query: url.searchParams, body, raw, headers: req.headers, session, signal: abort.signal };
+          out = await route.handle(ctx);
+          if (txnKey !== undefined) this.txns.set(txnKey, out);
+        }
+        if (out instanceof Bytes) return this.write(res, 200, out.headers, out.data);
+        return this.write(res, 200, { "content-type": "application/json" }, JSON.stringify(out));
+      }
+      // Spec: unknown endpoints are 404 M_UNRECOGNIZED, known ones with the wrong method 405.
+      throw new HsError(known ? 405 : 404, "M_UNRECOGNIZED", "Unrecognized request");
+    } catch (e) {
+      const err = e instanceof HsError ? e : new HsError(500, "M_UNKNOWN", `Internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      // A user-interactive auth challenge is a 401 without an errcode.
+      const body = err.errcode ? { errcode: err.errcode, error: err.message, ...err.extra } : err.extra;
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      const retry = err.extra["retry_after_ms"];
+      if (typeof retry === "number") headers["retry-after"] = String(Math.ceil(retry / 1000));
+      this.write(res, err.status, headers, JSON.stringify(body));
+    }
+  }
+
+  private write(res: ServerResponse, status: number, headers: Record<string, string>, body: string | Buffer): void {
+    const send = (): void => {
+      if (res.destroyed || res.writableEnded) return;
+      res.writeHead(status, { ...CORS, ...headers });
+      res.end(body);
+    };
+    if (this.paused) this.held.push(send);
+    else send();
+  }
+
+  async createUser(localpart: string, password: string): Promise<{ userId: string; accessToken: string; deviceId: string }> {
+    const session = this.store.login(this.store.createUser(localpart, password));
+    return { userId: session.userId, accessToken: session.token, deviceId: session.deviceId };
+  }
+
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    const held = this.held;
+    this.held = [];
+    for (const run of held) run();
+  }
+
+  async goDown(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    this.held = [];
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const socket of this.sockets) socket.destroy();
+    await closed;
+  }
+
+  async comeBack(): Promise<void> {
+    if (!this.server) await this.listen(this.port);
+  }
+
+  sendAs(userId: string, roomId: string, type: string, content: Record<string, unknown>): string {
+    return this.store.send(this.store.room(roomId), { type, sender: userId, content }).event.event_id;
+  }
+
+  roomEvents(roomId: string): StoredRoomEvent[] {
+    return structuredClone(this.store.room(roomId).events.map((e) => e.event));
+  }
+
+  requestCount(pathPrefix = ""): number {
+    let n = 0;
+    for (const [path, count] of this.counts) if (path.startsWith(pathPrefix)) n += count;
+    return n;
+  }
+
+  rateLimit(userId: string, requests: number, retryAfterMs: number): void {
+    this.store.user(userId).rateLimit = { remaining: requests, retryAfterMs };
+  }
+
+  async close(): Promise<void> {
+    await this.goDown();
+    this.store.dispose();
+  }
+}
+
+export async function startHomeserver(opts: { port?: number; serverName?: string } = {}): Promise<TestHomeserver> {
+  const hs = new Homeserver(opts.serverName ?? "localhost");
+  await hs.listen(opts.port ?? 0);
+  return hs;
+}
+
+type SdkLogger = NonNullable<ICreateClientOpts["logger"]>;
+const noop = (): void => {};
+const silentLogger: SdkLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, getChild: () => silentLogger };
+
+/**
+ * Parts of matrix-js-sdk log through its global loglevel logger whatever logger the client is given,
+ * and child loggers copy the parent's method factory when created; so a no-op factory on the root
+ * silences the root and every child made afterwards.
+ */
+function silenceSdkGlobalLogger(): void {
+  const root: object = sdkGlobalLogger;
+  if ("rebuild" in root && typeof root.rebuild === "function") {
+    Object.assign(root, { methodFactory: () => noop });
+    root.rebuild();
+  }
+}
+
+/**
+ * matrix-js-sdk arms a ref'd timer for every request's local timeout (pollTimeout + 80 s for /sync) and never
+ * clears it, so a process using it stays alive long after stopClient(). Giving it an unref'd signal instead
+ * (AbortSignal.timeout) keeps the same timeout and lets test processes exit.
+ */
+function unrefRequestTimeouts(client: MatrixClient): void {
+  const http = client.http;
+  const original = http.requestOtherUrl.bind(http);
+  http.requestOtherUrl = <T>(...[method, url, body, opts]: Parameters<typeof original>): Promise<T> => {
+    const ms = opts?.localTimeoutMs;
+    if (opts === undefined || ms === undefined) return original<T>(method, url, body, opts);
+    const signals = opts.abortSignal ? [AbortSignal.timeout(ms), opts.abortSignal] : [AbortSignal.timeout(ms)];
+    return original<T>(method, url, body, { ...opts, localTimeoutMs: undefined, abortSignal: AbortSignal.any(signals) });
+  };
+}
+
+/** A started matrix-js-sdk client for a new user "@<localpart>:<server>" (password "pw-<localpart>"), resolved once synced. */
+export async function humanClient(hs: TestHomeserver, localpart: string): Promise<MatrixClient> {
+  const { userId, accessToken, deviceId } = await hs.createUser(localpart, `pw-${localpart}`);
+  silenceSdkGlobalLogger();
+  const client = createClient({ baseUrl: hs.url, accessToken, userId, deviceId, logger: silentLogger });
+  unrefRequestTimeouts(client);
+  const prepared = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${userId}: no PREPARED sync within 10 s`)), 10_000);
+    client.on(ClientEvent.Sync, function onSync(state) {
+      if (state !== SyncState.Prepared) return;
+      clearTimeout(timer);
+      client.off(ClientEvent.Sync, onSync);
+      resolve();
+    });
+  });
+  await client.startClient({ initialSyncLimit: 20 });
+  try {
+    await prepared;
+  } catch (e) {
+    client.stopClient();
+    throw e;
+  }
+  return client;
+}
+
+export async function stopClient(client: MatrixClient): Promise<void> {
+  client.stopClient();
+}
