@@ -61,7 +61,10 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (args.flake) throw new UsageError("--flake is for the console; clans and their flakes are listed in the config");
   const app = await createApp(config, config.clans, log);
-  return runMatrix(app);
+  const code = await runMatrix(app);
+  // matrix-js-sdk leaves request timers behind (up to its sync timeout); do not wait for them.
+  await new Promise<void>((resolve) => log.flush(() => resolve()));
+  process.exit(code);
 }
 
 main(process.argv.slice(2)).then(

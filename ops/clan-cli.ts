@@ -36,31 +36,44 @@ function errorTail(lines: readonly string[], max = 6): string {
   return meaningful.slice(-max).join("\n");
 }
 
+/** The subcommand words of an invocation ("machines update", "select"), without its arguments. */
+function subcommand(args: readonly string[]): string {
+  const words: string[] = [];
+  for (const a of args.slice(0, 2)) {
+    if (!/^[a-z][a-z-]*$/.test(a)) break;
+    words.push(a);
+  }
+  return words.join(" ");
+}
+
 export class ClanCli {
   private readonly opts: ClanCliOptions;
   constructor(opts: ClanCliOptions) {
     this.opts = opts;
   }
 
-  /** Runs `clan <args> --flake <flake>` and fails with a ClanCliError unless it exits 0. */
-  async run(flake: string, args: readonly string[], extra: Partial<RunOptions> = {}): Promise<RunResult> {
+  /**
+   * Runs `clan <args> --flake <flake>` and fails with a ClanCliError unless it exits 0.
+   * `purpose` starts error messages: "Reading the clan's machines failed: ...".
+   */
+  async run(flake: string, args: readonly string[], purpose: string, extra: Partial<RunOptions> = {}): Promise<RunResult> {
     const fullArgs = [...args, "--flake", flake];
     const result = await runProcess(this.opts.command, fullArgs, {
       timeoutMs: this.opts.timeoutMs,
       ...(this.opts.env ? { env: this.opts.env } : {}),
       ...extra,
     });
-    const what = `\`clan ${args.slice(0, 2).join(" ")}\``;
+    const what = `${purpose}: \`clan ${subcommand(args)}\``;
     if (result.startError !== undefined) {
       const why = { ENOENT: "was not found", EACCES: "is not executable" }[result.startError] ?? `could not be started (${result.startError})`;
       throw new ClanCliError(`The clan CLI '${this.opts.command}' ${why}. Install clan or set clan.command in the config.`, "not-found", result);
     }
-    if (result.cancelled) throw new ClanCliError(`${what} was cancelled.`, "cancelled", result);
+    if (result.cancelled) throw new ClanCliError(`${purpose} was cancelled.`, "cancelled", result);
     if (result.timedOut) {
-      throw new ClanCliError(`${what} took longer than ${Math.round((extra.timeoutMs ?? this.opts.timeoutMs) / 1000)} s and was stopped.`, "timeout", result);
+      throw new ClanCliError(`${purpose} took longer than ${Math.round((extra.timeoutMs ?? this.opts.timeoutMs) / 1000)} s and was stopped.`, "timeout", result);
     }
     if (result.exitCode !== 0) {
-      const how = result.exitCode === undefined ? `was killed (${result.signal ?? "unknown signal"})` : `failed (exit ${result.exitCode})`;
+      const how = result.exitCode === undefined ? `was killed (${result.signal ?? "unknown signal"})` : `exited with status ${result.exitCode}`;
       const tail = errorTail(result.stderrTail);
       throw new ClanCliError(`${what} ${how}${tail ? `:\n${tail}` : "."}`, "failed", result);
     }
@@ -68,8 +81,8 @@ export class ClanCli {
   }
 
   /** `clan select` prints JSON; parse it or say clearly that the answer was not JSON. */
-  async select(flake: string, selector: string, signal?: AbortSignal): Promise<unknown> {
-    const result = await this.run(flake, ["select", selector], { collectStdout: true, ...(signal ? { signal } : {}) });
+  async select(flake: string, selector: string, purpose: string, signal?: AbortSignal): Promise<unknown> {
+    const result = await this.run(flake, ["select", selector], purpose, { collectStdout: true, ...(signal ? { signal } : {}) });
     try {
       return JSON.parse(result.stdout) as unknown;
     } catch {
@@ -79,7 +92,7 @@ export class ClanCli {
 
   /** The inventory's machines, sorted by name. */
   async machines(flake: string, signal?: AbortSignal): Promise<Machine[]> {
-    const raw = await this.select(flake, INVENTORY_MACHINES, signal);
+    const raw = await this.select(flake, INVENTORY_MACHINES, "Reading the clan's machines failed", signal);
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
       throw new ClanCliError("The clan's inventory of machines is not an object.", "bad-output");
     }

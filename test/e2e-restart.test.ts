@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { setTimeout as sleep } from "node:timers/promises";
+import { test } from "node:test";
+import { world } from "./support/e2e.ts";
+import { reactionsOn, say, timeline, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
+
+async function clanInvocations(path: string): Promise<string[][]> {
+  const text = await readFile(path, "utf8").catch(() => "");
+  return text
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => (JSON.parse(l) as { argv: string[] }).argv);
+}
+
+test("after a crash the bot answers what was sent while it was down, once, and never old commands again", async () => {
+  const w = await world();
+  const before = await say(w.alice, w.roomId, "!whoami");
+  await waitForReaction(w.alice, w.roomId, before, "✅");
+  assert.equal(await w.bot.stop("SIGKILL"), "SIGKILL");
+
+  const whileDown = await say(w.alice, w.roomId, "!machines");
+  w.bot = await w.startBot();
+  const reply = await waitForReply(w.alice, w.roomId, whileDown, 20_000);
+  assert.match(reply.getContent().body as string, /3 machines in clan 'family'/);
+
+  // A marker sent after the restart is answered after everything the bot would replay.
+  const marker = await say(w.alice, w.roomId, "!whoami");
+  await waitForReaction(w.alice, w.roomId, marker, "✅");
+  await w.bot.stop("SIGTERM");
+  w.bot = await w.startBot();
+  await w.bot.waitForLog(/matrix front end ready/, 20_000);
+  const marker2 = await say(w.alice, w.roomId, "!whoami");
+  await waitForReaction(w.alice, w.roomId, marker2, "✅");
+
+  const repliesTo = (id: string): number => timeline(w.alice, w.roomId).filter((e) => e.replyEventId === id).length;
+  assert.equal(repliesTo(before), 1, "the command from before the crash was answered again");
+  assert.equal(repliesTo(whileDown), 1);
+  assert.equal(repliesTo(marker), 1);
+  assert.deepEqual(reactionsOn(w.alice, w.roomId, before), ["👀", "✅"]);
+});
+
+test("a command older than matrix.maxCommandAge is answered with its age and not run", async () => {
+  const w = await world();
+  await w.bot.stop("SIGTERM");
+  const old = await say(w.alice, w.roomId, "!refresh");
+  await sleep(3000);
+  w.bot = await w.startBot({ ...w.config, matrix: { ...(w.config["matrix"] as object), maxCommandAge: "2s" } });
+  const reply = await waitForReply(w.alice, w.roomId, old, 20_000);
+  assert.match(reply.getContent().body as string, /I did not run `!refresh`: it was sent \d+ s ago, while I was away.*older than 2 s.*Send it again/);
+  await waitForReaction(w.alice, w.roomId, old, "⛔");
+  const ran = await clanInvocations(w.clanLog);
+  assert.equal(ran.length, 0, `clan ran for an expired command: ${JSON.stringify(ran)}`);
+});

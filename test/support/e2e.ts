@@ -1,0 +1,101 @@
+import { after } from "node:test";
+import { join } from "node:path";
+import { KnownMembership, Preset, type MatrixClient } from "matrix-js-sdk";
+import { startBot, writeConfig, type BotProcess } from "./bot-process.ts";
+import { fakeClanPath, makeFlake, type FakeClanFixture } from "./fake-clan-fixture.ts";
+import { humanClient, startHomeserver, stopClient, type TestHomeserver } from "./homeserver.ts";
+import { waitForEvent } from "./matrix-wait.ts";
+import { tempDir } from "./temp-dir.ts";
+
+export const FAMILY: FakeClanFixture = {
+  machines: {
+    laptop: { description: "Dad's laptop", tags: ["family"], deploy: { targetHost: "root@laptop.lan" } },
+    nas: { description: "Storage in the basement", tags: ["servers", "storage"], deploy: { targetHost: "root@nas.lan:2222" } },
+    media: { tags: ["servers"] },
+  },
+};
+
+export interface World {
+  hs: TestHomeserver;
+  dir: string;
+  botUserId: string;
+  /** Room creator, power level 100. */
+  alice: MatrixClient;
+  roomId: string;
+  flake: string;
+  /** JSON lines, one per `clan` invocation. */
+  clanLog: string;
+  configPath: string;
+  config: Record<string, unknown>;
+  bot: BotProcess;
+  /** Starts another bot process, on the same config or a changed one. */
+  startBot(config?: Record<string, unknown>): Promise<BotProcess>;
+  /** A second person in the room, at power level 0. */
+  person(localpart: string): Promise<MatrixClient>;
+}
+
+/**
+ * One homeserver, one clan room created by alice (power level 100) with the bot invited,
+ * and the real bot process with a config binding that room to a fake clan flake.
+ * Everything is torn down when the test file ends.
+ */
+export async function world(opts: { fixture?: FakeClanFixture; config?: (base: Record<string, unknown>) => Record<string, unknown> } = {}): Promise<World> {
+  const hs = await startHomeserver();
+  const dir = await tempDir();
+  const bot = await hs.createUser("clanbot", "pw-bot");
+  const alice = await humanClient(hs, "alice");
+  const { room_id: roomId } = await alice.createRoom({ name: "Family", preset: Preset.PrivateChat, invite: [bot.userId] });
+  const flake = await makeFlake(join(dir, "family"), opts.fixture ?? FAMILY);
+  const clanLog = join(dir, "clan-invocations.jsonl");
+  const base = {
+    matrix: { homeserver: hs.url, userId: bot.userId, password: "pw-bot", maxCommandAge: "15m" },
+    storage: { path: join(dir, "state", "clanbot.sqlite3") },
+    clan: { command: fakeClanPath },
+    clans: [{ name: "family", room: roomId, flake }],
+    log: { level: "debug" },
+  };
+  const config = opts.config ? opts.config(base) : base;
+  const configPath = await writeConfig(dir, config);
+  const processes: BotProcess[] = [];
+  const launch = (path: string): BotProcess => {
+    const p = startBot(path, { env: { FAKE_CLAN_LOG: clanLog } });
+    processes.push(p);
+    return p;
+  };
+  const humans: MatrixClient[] = [alice];
+  after(async () => {
+    await Promise.all(processes.map((p) => p.stop("SIGKILL")));
+    await Promise.all(humans.map(stopClient));
+    await hs.close();
+  });
+  const w: World = {
+    hs,
+    dir,
+    botUserId: bot.userId,
+    alice,
+    roomId,
+    flake,
+    clanLog,
+    configPath,
+    config,
+    bot: launch(configPath),
+    async startBot(c) {
+      return launch(c ? await writeConfig(dir, c, `config-${processes.length}.yaml`) : configPath);
+    },
+    async person(localpart) {
+      const c = await humanClient(hs, localpart);
+      humans.push(c);
+      await alice.invite(roomId, c.getSafeUserId());
+      await c.joinRoom(roomId);
+      return c;
+    },
+  };
+  await waitForEvent(
+    alice,
+    roomId,
+    (e) => e.getType() === "m.room.member" && e.getStateKey() === bot.userId && e.getContent().membership === KnownMembership.Join,
+    20_000,
+    "the bot to join",
+  );
+  return w;
+}

@@ -1,0 +1,160 @@
+// Helpers for tests that drive the fake `clan` (test/support/fake-clan/clan): the
+// fixture type, temporary flakes, the invocation log, and processes of a group.
+// The fixture format and the behaviour knobs are documented at the top of the
+// executable itself.
+
+import { readFileSync, readdirSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The directory to put first on PATH so that `clan` is the fake. */
+export const fakeClanDir: string = path.join(path.dirname(fileURLToPath(import.meta.url)), "fake-clan");
+/** Absolute path of the fake `clan` executable. */
+export const fakeClanPath: string = path.join(fakeClanDir, "clan");
+export const FIXTURE_FILE = "clan-fixture.json";
+/** Exit status of the fake for a clan command it does not emulate, or a bad fixture. */
+export const NOT_EMULATED_EXIT = 99;
+
+export type FakeClanCommand = "machines list" | "machines update" | "select" | "backups create" | "backups list" | "backups restore";
+
+/** true: every machine; a list: only these machines. */
+export type MachineSwitch = boolean | string[];
+
+export interface FakeClanKnobs {
+  delayMs?: number;
+  outputLines?: number;
+  bytes?: number;
+  bytesStream?: "stdout" | "stderr";
+  fail?: MachineSwitch;
+  failPhase?: "build" | "connect" | "activate" | "inhibitors";
+  failMessage?: string;
+  hang?: MachineSwitch;
+  hangOnStdin?: MachineSwitch;
+  generateVars?: MachineSwitch;
+  orphanGraceMs?: number;
+}
+
+export interface FakeClanCommandKnobs extends FakeClanKnobs {
+  perMachine?: Record<string, FakeClanKnobs>;
+}
+
+export interface FakeClanMachine {
+  name?: string;
+  description?: string;
+  icon?: string;
+  tags?: string[];
+  machineClass?: "nixos" | "darwin";
+  installedAt?: number;
+  deploy?: { targetHost?: string; buildHost?: string; forwardAgent?: boolean };
+  networking?: { targetHost?: string; buildHost?: string };
+  hostName?: string;
+  system?: string;
+  requireExplicitUpdate?: boolean;
+  /** false: ssh does not know the host key yet (default true). */
+  hostKeyKnown?: boolean;
+  state?: Record<string, { folders: string[]; preRestoreCommand?: string | null; postRestoreCommand?: string | null }>;
+  /** Merged into the machine's evaluated NixOS config (for `clan select`). */
+  config?: Record<string, unknown>;
+}
+
+export interface FakeClanFixture {
+  machines: Record<string, FakeClanMachine>;
+  meta?: Record<string, unknown>;
+  instances?: Record<string, unknown>;
+  system?: string;
+  nixosVersion?: string;
+  revision?: number;
+  /** Every evaluation fails with this nix error, e.g. "error: syntax error, unexpected '}'". */
+  broken?: string;
+  /** Archive names per machine: a list (provider borgbackup) or per provider. */
+  backups?: Record<string, string[] | Record<string, string[]>>;
+  behaviour?: Partial<Record<FakeClanCommand | "default", FakeClanCommandKnobs>>;
+}
+
+export interface FakeClanInvocation {
+  argv: string[];
+  cwd: string;
+  pid: number;
+  ppid: number;
+  pgid?: number;
+  env: { NO_COLOR?: string; CLAN_DIR?: string };
+  stdinIsTTY: boolean;
+  time: string;
+}
+
+export interface MakeFlakeOptions {
+  /** Content of flake.nix; null leaves it out (clan then finds no flake). */
+  flakeNix?: string | null;
+}
+
+const FLAKE_NIX = `{
+  # A flake for the fake clan CLI; the clan itself is described in ${FIXTURE_FILE}.
+  outputs = { self }: { };
+}
+`;
+
+/** Writes (or rewrites) flake.nix and clan-fixture.json in an existing directory. */
+export async function writeFixture(flakeDir: string, fixture: FakeClanFixture, options: MakeFlakeOptions = {}): Promise<void> {
+  const flakeNix = options.flakeNix === undefined ? FLAKE_NIX : options.flakeNix;
+  if (flakeNix !== null) await writeFile(path.join(flakeDir, "flake.nix"), flakeNix);
+  await writeFile(path.join(flakeDir, FIXTURE_FILE), `${JSON.stringify(fixture, null, 2)}\n`);
+}
+
+/**
+ * Makes `dir` a flake for the fake clan: creates it if needed (normally a path inside
+ * a test's temporary directory), writes flake.nix and clan-fixture.json, returns `dir`.
+ * Remove it with removeFlake(). For a fresh directory under os.tmpdir(), use makeTempFlake().
+ */
+export async function makeFlake(dir: string, fixture: FakeClanFixture, options: MakeFlakeOptions = {}): Promise<string> {
+  if (path.resolve(dir) === path.resolve(os.tmpdir())) throw new Error("makeFlake: pass a directory of its own, not os.tmpdir()");
+  await mkdir(dir, { recursive: true });
+  await writeFixture(dir, fixture, options);
+  return dir;
+}
+
+/** A flake in a fresh directory under os.tmpdir(); remove it with removeFlake(). */
+export async function makeTempFlake(fixture: FakeClanFixture, options: MakeFlakeOptions = {}): Promise<string> {
+  return makeFlake(await mkdtemp(path.join(os.tmpdir(), "fake-clan-flake-")), fixture, options);
+}
+
+export async function removeFlake(flakeDir: string): Promise<void> {
+  await rm(flakeDir, { recursive: true, force: true });
+}
+
+/** The invocations recorded in $FAKE_CLAN_LOG, oldest first; none if the file does not exist. */
+export async function readInvocations(logPath: string): Promise<FakeClanInvocation[]> {
+  let text: string;
+  try {
+    text = await readFile(logPath, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
+  return text
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as FakeClanInvocation);
+}
+
+/**
+ * Live (not zombie) processes whose process group is `pgid`, read from /proc (Linux).
+ * After the group was killed this is empty; a killed process whose parent has not
+ * reaped it yet is a zombie and does not count.
+ */
+export function processesInGroup(pgid: number): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // exited while we looked
+    }
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] !== "Z" && fields[0] !== "X" && Number(fields[2]) === pgid) pids.push(Number(entry));
+  }
+  return pids;
+}

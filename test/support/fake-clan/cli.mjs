@@ -1,0 +1,139 @@
+// clan's argument parser (clan_cli/cli.py and the register_*_parser functions), as far
+// as the fake emulates it. The common flags --debug, --option, --flake exist only on
+// the leaf parsers, as in clan: `clan --flake X machines list` is a usage error.
+
+import { COMMON_FLAGS, addSubcommands, addSubparser, makeParser } from "./argparse.mjs";
+
+const link = (url) => `\x1b]8;;${url}\x1b\\${url}\x1b]8;;\x1b\\`;
+const DOCS = "https://clan.lol/docs/unstable";
+
+const HOST_KEY_CHECK = ["strict", "ask", "accept-new", "tofu", "none"];
+
+const lenient = (parser) => {
+  parser.lenient = true;
+  return parser;
+};
+
+export function buildParser() {
+  const root = makeParser({
+    prog: "clan",
+    usage: "%(prog)s [-h] [SUBCOMMAND]",
+    description: "The clan cli tool",
+    epilog: `Online reference for the clan cli tool: ${link(`${DOCS}/reference/cli`)}\nFor more detailed information, visit: ${link(DOCS)}\n        `,
+  });
+  addSubcommands(root, {});
+  const top = (name, help, aliases = []) => addSubparser(root, name, { help, aliases, description: help, leaf: false });
+
+  lenient(top("show", "Show meta information about the clan"));
+  lenient(top("init", "Initialize a new clan"));
+
+  const backups = top("backups", "Manage backups of clan machines", ["b"]);
+  addSubcommands(backups, { required: true, help: "the command to run" });
+  const machineArg = (help) => ({ dest: "machine", nargs: 1, help });
+  addSubparser(backups, "list", {
+    help: "list backups",
+    positionals: [machineArg("machine in the flake to show backups of")],
+    options: [{ flags: ["--provider"], dest: "provider", nargs: 1, kind: "store", help: "backup provider to filter by" }, ...COMMON_FLAGS],
+  });
+  addSubparser(backups, "create", {
+    help: "create backups",
+    positionals: [machineArg("machine in the flake to create backups of")],
+    options: [{ flags: ["--provider"], dest: "provider", nargs: 1, kind: "store", help: "backup provider to use" }, ...COMMON_FLAGS],
+  });
+  addSubparser(backups, "restore", {
+    help: "restore backups",
+    positionals: [
+      machineArg("machine in the flake to create backups of"),
+      { dest: "provider", nargs: 1, help: "backup provider to use" },
+      { dest: "name", nargs: 1, help: "Name of the backup to restore" },
+    ],
+    options: [{ flags: ["--service"], dest: "service", nargs: 1, kind: "store", help: "name of the service to restore" }, ...COMMON_FLAGS],
+  });
+
+  lenient(top("templates", "Interact with templates"));
+  lenient(top("flash", "Flashes your machine to an USB drive"));
+  lenient(top("ssh", "Ssh to a remote machine"));
+  lenient(top("secrets", "Manage secrets"));
+  lenient(top("vars", "Manage vars", ["va"]));
+
+  const machines = top("machines", "Manage machines and their configuration", ["m"]);
+  addSubcommands(machines, {
+    required: true,
+    help: "the command to run",
+    metavar: "{build,update,create,delete,list,init-hardware-config,update-hardware-config,install,generations}",
+  });
+  const tags = {
+    flags: ["--tags"],
+    dest: "tags",
+    nargs: "+",
+    kind: "store",
+    default: [],
+    help: "Tags that machines should be queried for. Multiple tags will intersect.",
+  };
+  lenient(addSubparser(machines, "build", { help: "Build machine configurations", aliases: ["b"] }));
+  addSubparser(machines, "update", {
+    help: "Update one or more machines",
+    aliases: ["u"],
+    positionals: [
+      {
+        dest: "machines",
+        nargs: "*",
+        metavar: "MACHINE",
+        default: [],
+        help: "Machine to update. If no machines are specified, all machines that don't require explicit updates will be updated.",
+      },
+    ],
+    options: [
+      tags,
+      { flags: ["--host-key-check"], dest: "host_key_check", nargs: 1, kind: "store", choices: HOST_KEY_CHECK, default: "ask", help: "Host key (.ssh/known_hosts) check mode." },
+      { flags: ["--target-host"], dest: "target_host", nargs: 1, kind: "store", help: "Address of the machine to update, in the format of user@host:1234." },
+      {
+        flags: ["--build-host"],
+        dest: "build_host",
+        nargs: 1,
+        kind: "store",
+        help: "The machine on which to build the machine configuration.\nPass 'localhost' to build on the local machine, or an ssh address like user@host:1234\n",
+      },
+      {
+        flags: ["--upload-inputs"],
+        dest: "upload_inputs",
+        nargs: 0,
+        kind: "true",
+        help: "Upload all flake inputs from the local machine instead of the build host/target host.\nThis is useful if downloading the inputs requires authentication which is only available to the local machine",
+      },
+      {
+        flags: ["--specialisation"],
+        dest: "specialisation",
+        nargs: 1,
+        kind: "store",
+        help: `Activate a NixOS specialisation on the target machine. Specialisations are named, pre-built alternative system configurations that can be switched to without rebuilding. See ${link(`${DOCS}/guides/specialisations`)}`,
+      },
+      {
+        flags: ["--no-check"],
+        dest: "no_check",
+        nargs: 0,
+        kind: "true",
+        help: "Skip NixOS pre-switch safety checks (switch inhibitors). Use when you know the live switch is safe despite critical component changes. Equivalent to setting NIXOS_NO_CHECK=1.",
+      },
+      ...COMMON_FLAGS,
+    ],
+  });
+  lenient(addSubparser(machines, "create", { help: "Create a machine" }));
+  lenient(addSubparser(machines, "delete", { help: "Delete a machine" }));
+  addSubparser(machines, "list", { help: "List machines", options: [tags, ...COMMON_FLAGS] });
+  lenient(addSubparser(machines, "init-hardware-config", { help: "Generate hardware specifics for a machine" }));
+  lenient(addSubparser(machines, "update-hardware-config", { help: "Generate hardware specifics for a machine" }));
+  lenient(addSubparser(machines, "install", { help: "Install a machine" }));
+  lenient(addSubparser(machines, "generations", { help: "List NixOS generations of a machine" }));
+
+  addSubparser(root, "select", {
+    help: "Select nixos values from the flake",
+    description: "Select nixos values from the flake",
+    aliases: ["se"],
+    positionals: [{ dest: "selector", nargs: 1, help: "select from a flake" }],
+    options: [{ flags: ["--impure"], dest: "impure", nargs: 0, kind: "true" }, ...COMMON_FLAGS],
+  });
+
+  lenient(top("network", "Manage networks", ["net"]));
+  return root;
+}

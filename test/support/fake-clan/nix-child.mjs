@@ -1,0 +1,60 @@
+// The process that stands in for a command clan runs below itself (nix build, nix copy,
+// ssh ... switch-to-configuration, a backup script). Started by proc.mjs with one JSON
+// argument:
+//   title        process title shown by ps (e.g. "nix build")
+//   before       [[stream, line]] written at once
+//   during       [[stream, line]] spread evenly over delayMs
+//   progress     { count, template } more `during` lines; "{i}" and "{n}" are replaced
+//   after        [[stream, line]] written when delayMs is over
+//   delayMs      how long the command takes
+//   hang         true: after `before` (and `during`) never finish, until killed
+//   exitCode     exit status
+//   orphanGraceMs  if the parent dies without killing us, exit after this long (default 5000),
+//                so a test that only kills the fake's pid can still see us, but we never leak.
+
+const spec = JSON.parse(process.argv[2] ?? "{}");
+if (spec.title) process.title = spec.title;
+
+const write = (stream, line) => {
+  try {
+    (stream === "stdout" ? process.stdout : process.stderr).write(`${line}\n`);
+  } catch {
+    // reader gone
+  }
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const parent = process.ppid;
+const grace = spec.orphanGraceMs ?? 5000;
+let orphanedAt = null;
+setInterval(() => {
+  if (process.ppid !== parent && orphanedAt === null) orphanedAt = Date.now();
+  if (orphanedAt !== null && Date.now() - orphanedAt >= grace) process.exit(143);
+}, 100).unref();
+
+for (const [s, l] of spec.before ?? []) write(s, l);
+
+const during = [...(spec.during ?? [])];
+const count = spec.progress?.count ?? 0;
+const total = during.length + count;
+const delay = spec.delayMs ?? 0;
+const started = Date.now();
+for (let k = 0; k < total; k++) {
+  const due = started + (delay * (k + 1)) / (total + 1);
+  const wait = due - Date.now();
+  if (wait > 0) await sleep(wait);
+  if (k < during.length) write(during[k][0], during[k][1]);
+  else {
+    const i = k - during.length + 1;
+    write(spec.progress.stream ?? "stderr", spec.progress.template.replaceAll("{i}", String(i)).replaceAll("{n}", String(count)));
+  }
+}
+const rest = started + delay - Date.now();
+if (rest > 0) await sleep(rest);
+
+if (spec.hang) {
+  setInterval(() => {}, 1 << 30);
+} else {
+  for (const [s, l] of spec.after ?? []) write(s, l);
+  process.exitCode = spec.exitCode ?? 0;
+}
