@@ -63,11 +63,14 @@ export class MatrixFrontEnd {
     client.on(RoomEvent.MyMembership, (room, membership) => {
       if (membership === KnownMembership.Invite) this.track(this.onInvite(room));
     });
-    client.on(ClientEvent.Sync, (state, prev, data) => {
-      if (state === SyncState.Error && prev !== SyncState.Error) {
+    let lostAt: number | undefined;
+    client.on(ClientEvent.Sync, (state, _prev, data) => {
+      if (state === SyncState.Error && lostAt === undefined) {
+        lostAt = this.d.clock.now();
         log.warn({ err: data?.error?.message }, "lost the homeserver; the SDK keeps retrying");
-      } else if (state === SyncState.Syncing && (prev === SyncState.Error || prev === SyncState.Reconnecting)) {
-        log.info("homeserver is back; catching up");
+      } else if ((state === SyncState.Syncing || state === SyncState.Catchup) && lostAt !== undefined) {
+        log.info({ downMs: this.d.clock.now() - lostAt }, "homeserver is back; catching up");
+        lostAt = undefined;
       }
     });
     const prepared = new Promise<void>((resolve) => {

@@ -1,0 +1,56 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { test } from "node:test";
+import { FAMILY } from "./support/e2e.ts";
+import { fakeClanDir, makeFlake } from "./support/fake-clan-fixture.ts";
+import { MAIN } from "./support/bot-process.ts";
+import { tempDir } from "./support/temp-dir.ts";
+
+const root = new URL("..", import.meta.url).pathname;
+
+function runWithInput(cmd: string, args: string[], input: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    p.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    p.on("error", reject);
+    p.on("close", (code) => resolve({ code, stdout, stderr }));
+    p.stdin.end(input);
+  });
+}
+
+test("printf '!help\\n!machines\\n' | npm start -- --console --flake DIR prints both answers", async () => {
+  const flake = await makeFlake(join(await tempDir(), "home"), FAMILY);
+  const r = await runWithInput("npm", ["start", "--silent", "--", "--console", "--flake", flake], "!help\n!machines\n", {
+    PATH: `${fakeClanDir}:${process.env["PATH"] ?? ""}`,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /clanbot commands/);
+  assert.match(r.stdout, /!machines \[--tag <tag>\]\.\.\./);
+  assert.match(r.stdout, /3 machines in clan 'home':/);
+  assert.match(r.stdout, /`nas`\s+Storage in the basement\s+servers, storage\s+`root@nas\.lan:2222`/);
+  assert.equal(r.stdout.match(/\[✅\]/g)?.length, 2);
+});
+
+test("the console acts as the configured user, with that user's level", async () => {
+  const dir = await tempDir();
+  const flake = await makeFlake(join(dir, "home"), FAMILY);
+  const config = join(dir, "config.yaml");
+  await writeFile(config, `storage:\n  path: ${dir}/s.sqlite3\nclan:\n  command: ${fakeClanDir}/clan\n`);
+  const r = await runWithInput(
+    process.execPath,
+    [MAIN, "--config", config, "--console", "--flake", flake, "--as", "@kid:home.org", "--power-level", "0"],
+    "whoami\nrefresh\nmachines --tag storage\n",
+    {},
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /`@kid:home\.org` in clan 'home': power level 0, viewer/);
+  assert.match(r.stdout, /`!refresh` needs the operator level \(power level 50 in this room\); you have power level 0/);
+  assert.match(r.stdout, /\[⛔\]/);
+  assert.match(r.stdout, /1 machine in clan 'home'/);
+  assert.doesNotMatch(r.stdout, /`laptop`/);
+});
