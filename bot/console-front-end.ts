@@ -1,5 +1,6 @@
 import { createInterface } from "node:readline";
 import type { Message } from "../commands/format.ts";
+import type { Attachment } from "../commands/types.ts";
 import { commandLineOf } from "./addressing.ts";
 import type { Dispatcher, ReplyChannel } from "./dispatcher.ts";
 
@@ -12,12 +13,14 @@ export interface ConsoleOptions {
   output: NodeJS.WritableStream;
   interactive: boolean;
   now(): number;
+  /** Where files a command posts go, since a terminal cannot show them: returns the path written. */
+  saveFile(file: Attachment): Promise<string>;
 }
 
 /** Reactions worth printing in a terminal: the outcome, not "taken". */
 const SHOWN_REACTIONS = new Set(["✅", "❌", "⛔"]);
 
-function channelFor(out: NodeJS.WritableStream): ReplyChannel {
+function channelFor(out: NodeJS.WritableStream, saveFile: ConsoleOptions["saveFile"]): ReplyChannel {
   const print = (m: Message, mark = ""): void => {
     out.write(`${mark}${m.text}\n`);
   };
@@ -25,6 +28,10 @@ function channelFor(out: NodeJS.WritableStream): ReplyChannel {
     async reply(message) {
       print(message);
       return { edit: async (m) => print(m, "~ ") };
+    },
+    async replyFile(file) {
+      const path = await saveFile(file);
+      out.write(`[${file.image ? "image" : "file"} ${file.name}, ${file.data.byteLength} bytes: ${path}]\n`);
     },
     async react(key) {
       if (SHOWN_REACTIONS.has(key)) out.write(`[${key}]\n`);
@@ -60,7 +67,7 @@ export async function runConsole(o: ConsoleOptions): Promise<void> {
           sender: { id: o.user.id, name: o.user.id, powerLevel: o.user.powerLevel },
           line,
         },
-        channelFor(o.output),
+        channelFor(o.output, o.saveFile),
       );
     }
     prompt();

@@ -4,7 +4,7 @@ import { code, concat, formatDuration, type Message } from "../commands/format.t
 import { findCommand } from "../commands/help.ts";
 import { allows, levelFor } from "../commands/levels.ts";
 import { bindInput, tokenize } from "../commands/parse-input.ts";
-import type { AuditResult, ClanStore, ClanView, Clock, CommandContext, CommandSpec, LevelThresholds, Log, SentMessage } from "../commands/types.ts";
+import type { Attachment, AuditResult, ClanStore, ClanView, Clock, CommandContext, CommandSpec, LevelThresholds, Log, SentMessage } from "../commands/types.ts";
 import { ClanCliError } from "../ops/clan-cli.ts";
 import { finishCommand, startCommand } from "../storage/audit.ts";
 import type { Db } from "../storage/db.ts";
@@ -24,6 +24,7 @@ export interface Incoming {
 /** How a front end answers one message: replies relate to it, reactions go on it. */
 export interface ReplyChannel {
   reply(message: Message): Promise<SentMessage>;
+  replyFile(file: Attachment): Promise<void>;
   react(key: string): Promise<void>;
 }
 
@@ -164,6 +165,7 @@ export class Dispatcher {
       prefix,
       thresholds: clan.thresholds,
       reply: (m) => channel.reply(m),
+      replyFile: (f) => channel.replyFile(f),
       react: (k) => channel.react(k),
     };
     try {

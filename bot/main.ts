@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-import { access } from "node:fs/promises";
+import { access, mkdtemp, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { createApp, consoleClan } from "./app.ts";
 import { parseCliArgs, USAGE, UsageError, type CliArgs } from "./cli-args.ts";
 import { ConfigError, loadConfig, parseConfig, type Config } from "./config.ts";
@@ -53,6 +55,12 @@ async function main(argv: readonly string[]): Promise<number> {
         output: process.stdout,
         interactive: process.stdin.isTTY === true && process.stdout.isTTY === true,
         now: () => Date.now(),
+        saveFile: async (file) => {
+          const dir = await mkdtemp(join(tmpdir(), "clanbot-"));
+          const path = join(dir, basename(file.name));
+          await writeFile(path, file.data, { mode: 0o600 });
+          return path;
+        },
       });
     } finally {
       await app.close();

@@ -46,6 +46,15 @@ export interface SentMessage {
   edit(message: Message): Promise<void>;
 }
 
+/** A file to post: an image (QR codes) or a file (full logs). */
+export interface Attachment {
+  readonly name: string;
+  readonly mimetype: string;
+  readonly data: Uint8Array;
+  /** Set for images: clients lay them out before downloading. */
+  readonly image?: { readonly width: number; readonly height: number };
+}
+
 export interface Machine {
   readonly name: string;
   readonly description?: string;
@@ -103,6 +112,7 @@ export interface CommandContext {
   readonly prefix: string;
   readonly thresholds: LevelThresholds;
   reply(message: Message): Promise<SentMessage>;
+  replyFile(file: Attachment): Promise<void>;
   react(key: string): Promise<void>;
 }
 

@@ -26,6 +26,9 @@ function recordingChannel(): ReplyChannel & { replies: string[]; html: string[];
       html.push(m.html);
       return { edit: async (e: Message) => void replies.push(`(edit) ${e.text}`) };
     },
+    async replyFile(f) {
+      replies.push(`[file ${f.name}]`);
+    },
     async react(key: string) {
       reactions.push(key);
     },

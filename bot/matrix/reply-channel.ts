@@ -1,6 +1,6 @@
 import { EventType, MsgType, RelationType, type MatrixClient } from "matrix-js-sdk";
 import type { Message } from "../../commands/format.ts";
-import type { SentMessage } from "../../commands/types.ts";
+import type { Attachment, SentMessage } from "../../commands/types.ts";
 import type { ReplyChannel } from "../dispatcher.ts";
 
 const HTML = "org.matrix.custom.html";
@@ -29,6 +29,24 @@ export class MatrixReplyChannel implements ReplyChannel {
     const content = { ...noticeContent(message), "m.relates_to": { "m.in_reply_to": { event_id: this.eventId } } };
     const { event_id } = await this.client.sendEvent(this.roomId, EventType.RoomMessage, content as never);
     return { edit: (m) => this.edit(event_id, m) };
+  }
+
+  /** Uploads to the homeserver's media repository, then posts it as m.image or m.file in reply. */
+  async replyFile(file: Attachment): Promise<void> {
+    const { content_uri } = await this.client.uploadContent(Buffer.from(file.data), { name: file.name, type: file.mimetype });
+    const info = {
+      mimetype: file.mimetype,
+      size: file.data.byteLength,
+      ...(file.image ? { w: file.image.width, h: file.image.height } : {}),
+    };
+    await this.client.sendEvent(this.roomId, EventType.RoomMessage, {
+      msgtype: file.image ? MsgType.Image : MsgType.File,
+      body: file.name,
+      filename: file.name,
+      url: content_uri,
+      info,
+      "m.relates_to": { "m.in_reply_to": { event_id: this.eventId } },
+    } as never);
   }
 
   async react(key: string): Promise<void> {

@@ -40,7 +40,6 @@ export async function runMatrix(app: App): Promise<number> {
     store,
     scheduler: createSendScheduler(),
     logger: sdkLogger(log),
-    timelineSupport: false,
   });
   // Enough timeline per sync that commands sent during an outage arrive with the catch-up sync.
   const filter = Filter.fromJson(session.userId, "clanbot", { room: { timeline: { limit: 100 } } });
