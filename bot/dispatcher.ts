@@ -97,7 +97,8 @@ export class Dispatcher {
     }
     const name = (words[0] ?? msg.line.split(/\s/, 1)[0] ?? "").toLowerCase();
     const spec = findCommand(this.deps.table, name);
-    const runId = await startCommand(db, {
+    // The audit row is written while the bot already answers: 👀 must not wait for the disk.
+    const runIdPromise = startCommand(db, {
       clan: msg.clan,
       room: msg.room,
       sender: msg.sender.id,
@@ -106,8 +107,10 @@ export class Dispatcher {
       eventId: msg.eventId,
       startedAt,
     });
+    // Awaited below on every path; this only keeps an early failure from counting as unhandled meanwhile.
+    runIdPromise.catch(() => undefined);
     const finish = async (o: Outcome): Promise<void> => {
-      await finishCommand(db, runId, o.result, clock.now(), o.detail);
+      await finishCommand(db, await runIdPromise, o.result, clock.now(), o.detail);
     };
     const answer = async (o: Outcome, reaction: string, message: Message): Promise<void> => {
       await channel.reply(message);
@@ -153,7 +156,7 @@ export class Dispatcher {
       return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
     }
 
-    await channel.react(REACTION.taken);
+    const [runId] = await Promise.all([runIdPromise, channel.react(REACTION.taken)]);
     const ctx: CommandContext = {
       sender: { ...msg.sender, level },
       clan: clan.view,
