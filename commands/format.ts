@@ -91,8 +91,3 @@ export function formatDuration(ms: number): string {
   const d = Math.floor(h / 24);
   return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
 }
-
-/** UTC timestamp, minute precision, unambiguous across a clan's time zones. */
-export function formatTime(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 16).replace("T", " ") + " UTC";
-}
