@@ -78,10 +78,6 @@ export class Dispatcher {
     clearTimeout(timer);
   }
 
-  get busy(): number {
-    return this.running.size;
-  }
-
   private async handle(msg: Incoming, channel: ReplyChannel): Promise<void> {
     const { clock, db, prefix } = this.deps;
     const clan = this.deps.clans.get(msg.clan);

@@ -1,3 +1,4 @@
+import { formatDuration } from "../commands/format.ts";
 import type { Machine } from "../commands/types.ts";
 import { runProcess, type RunOptions, type RunResult } from "./process-runner.ts";
 
@@ -54,7 +55,7 @@ export class ClanCli {
 
   /**
    * Runs `clan <args> --flake <flake>` and fails with a ClanCliError unless it exits 0.
-   * `purpose` starts error messages: "Reading the clan's machines failed: ...".
+   * `purpose` names the work in error messages: "Reading the clan's machines failed: ...".
    */
   async run(flake: string, args: readonly string[], purpose: string, extra: Partial<RunOptions> = {}): Promise<RunResult> {
     const fullArgs = [...args, "--flake", flake];
@@ -63,14 +64,15 @@ export class ClanCli {
       ...(this.opts.env ? { env: this.opts.env } : {}),
       ...extra,
     });
-    const what = `${purpose}: \`clan ${subcommand(args)}\``;
+    const what = `${purpose} failed: \`clan ${subcommand(args)}\``;
     if (result.startError !== undefined) {
       const why = { ENOENT: "was not found", EACCES: "is not executable" }[result.startError] ?? `could not be started (${result.startError})`;
       throw new ClanCliError(`The clan CLI '${this.opts.command}' ${why}. Install clan or set clan.command in the config.`, "not-found", result);
     }
     if (result.cancelled) throw new ClanCliError(`${purpose} was cancelled.`, "cancelled", result);
     if (result.timedOut) {
-      throw new ClanCliError(`${purpose} took longer than ${Math.round((extra.timeoutMs ?? this.opts.timeoutMs) / 1000)} s and was stopped.`, "timeout", result);
+      const limit = formatDuration(extra.timeoutMs ?? this.opts.timeoutMs);
+      throw new ClanCliError(`${purpose} took longer than ${limit} and was stopped.`, "timeout", result);
     }
     if (result.exitCode !== 0) {
       const how = result.exitCode === undefined ? `was killed (${result.signal ?? "unknown signal"})` : `exited with status ${result.exitCode}`;
@@ -92,7 +94,7 @@ export class ClanCli {
 
   /** The inventory's machines, sorted by name. */
   async machines(flake: string, signal?: AbortSignal): Promise<Machine[]> {
-    const raw = await this.select(flake, INVENTORY_MACHINES, "Reading the clan's machines failed", signal);
+    const raw = await this.select(flake, INVENTORY_MACHINES, "Reading the clan's machines", signal);
     if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
       throw new ClanCliError("The clan's inventory of machines is not an object.", "bad-output");
     }
