@@ -1,18 +1,22 @@
-import { basename, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { commandTable } from "../commands/index.ts";
 import type { Clock } from "../commands/types.ts";
 import { ClanCli } from "../ops/clan-cli.ts";
+import { DeployService } from "../ops/deploy-service.ts";
 import { InventoryCache } from "../ops/inventory-cache.ts";
 import { interruptRunningCommands, recentCommands } from "../storage/audit.ts";
 import { openDatabase, type Db } from "../storage/db.ts";
 import { forgetEventsBefore } from "../storage/handled-events.ts";
 import { migrate } from "../storage/migrations.ts";
 import { clanThresholds, type ClanConfig, type Config } from "./config.ts";
+import { announceInterrupted, recoverDeploys, type ClanPoster } from "./deploy-recovery.ts";
 import { Dispatcher, type ClanRuntime } from "./dispatcher.ts";
 import type { Logger } from "./logger.ts";
 
 /** How long handled event ids are kept; older events are ignored on sight, so they cannot run twice. */
 export const HANDLED_EVENT_RETENTION_MS = 7 * 24 * 3600_000;
+/** Between SIGTERM and SIGKILL when a clan process is stopped. */
+export const KILL_GRACE_MS = 10_000;
 
 export interface App {
   config: Config;
@@ -21,6 +25,8 @@ export interface App {
   clock: Clock;
   log: Logger;
   clans: readonly ClanConfig[];
+  /** Tells each clan's room, once, about deploys the bot did not see to their end. */
+  announceInterrupted(post: ClanPoster): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -31,6 +37,8 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   const interrupted = await interruptRunningCommands(db, clock.now());
   if (interrupted) log.warn({ interrupted }, "commands were still running when the bot last stopped");
   await forgetEventsBefore(db, clock.now() - HANDLED_EVENT_RETENTION_MS);
+  await recoverDeploys(db, clock, log, config.deploy.keepLogs, KILL_GRACE_MS);
+  const logDir = resolve(config.deploy.logDir ?? join(dirname(config.storage.path), "logs"));
 
   const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout });
   const runtimes = new Map<string, ClanRuntime>();
@@ -40,6 +48,20 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     runtimes.set(clan.name, {
       view: { name: clan.name, flake, machines: (signal, fresh) => inventory.machines(signal, fresh) },
       store: { recentCommands: (limit) => recentCommands(db, clan.name, limit) },
+      deploys: new DeployService({
+        clan: clan.name,
+        flake,
+        db,
+        clock,
+        log,
+        clanCommand: config.clan.command,
+        nixCommand: config.nix.command,
+        parallel: config.deploy.parallel,
+        confirmAbove: config.deploy.confirmAbove,
+        timeoutMs: config.deploy.timeout,
+        killGraceMs: KILL_GRACE_MS,
+        logDir: join(logDir, clan.name),
+      }),
       thresholds: clanThresholds(config, clan),
     });
   }
@@ -51,6 +73,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     log,
     prefix: config.commands.prefix,
     maxCommandAgeMs: config.matrix?.maxCommandAge ?? 15 * 60_000,
+    confirmTimeoutMs: config.commands.confirmTimeout,
   });
   return {
     config,
@@ -59,6 +82,14 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     clock,
     log,
     clans,
+    announceInterrupted: (post) =>
+      announceInterrupted(
+        db,
+        clans.map((c) => c.name),
+        post,
+        clock,
+        config.commands.prefix,
+      ),
     async close() {
       await dispatcher.drain(10_000);
       await db.close();

@@ -70,8 +70,27 @@ export const configSchema = z
         inventoryCacheTtl: duration("5m"),
       })
       .prefault({}),
+    nix: z.strictObject({ command: z.string().min(1).default("nix") }).prefault({}),
+    deploy: z
+      .strictObject({
+        /** Machines deployed at once, per clan. */
+        parallel: z.number().int().min(1).max(64).default(4),
+        /** Deploys of more machines than this, or of `all`, are confirmed first. */
+        confirmAbove: z.number().int().min(0).default(3),
+        /** How long one machine's deploy may run before it is killed. */
+        timeout: duration("60m"),
+        /** Where deploy logs are written; default: `logs/` next to the SQLite file. */
+        logDir: z.string().min(1).optional(),
+        /** Deploy logs older than this are deleted at start. */
+        keepLogs: duration("30d"),
+      })
+      .prefault({}),
     commands: z
-      .strictObject({ prefix: z.string().min(1).max(8).default("!") })
+      .strictObject({
+        prefix: z.string().min(1).max(8).default("!"),
+        /** How long a question waits for the asker's ✅. */
+        confirmTimeout: duration("60s"),
+      })
       .prefault({}),
     permissions: thresholds,
     clans: z.array(clan).default([]),

@@ -20,7 +20,38 @@ export interface ConsoleOptions {
 /** Reactions worth printing in a terminal: the outcome, not "taken". */
 const SHOWN_REACTIONS = new Set(["✅", "❌", "⛔"]);
 
-function channelFor(out: NodeJS.WritableStream, saveFile: ConsoleOptions["saveFile"]): ReplyChannel {
+/**
+ * The console's lines, read one at a time by whoever needs the next: the command loop, or a
+ * question waiting for its answer. A line read for a question that timed out is not lost.
+ */
+class LineSource {
+  private readonly lines: AsyncIterator<string>;
+  private pending: Promise<IteratorResult<string>> | undefined;
+  constructor(lines: AsyncIterable<string>) {
+    this.lines = lines[Symbol.asyncIterator]();
+  }
+
+  next(): Promise<IteratorResult<string>> {
+    const p = this.pending ?? this.lines.next();
+    this.pending = p;
+    void p.then(() => {
+      if (this.pending === p) this.pending = undefined;
+    });
+    return p;
+  }
+
+  /** The next line within `ms`, or undefined (the line, when it comes, stays for the next reader). */
+  async within(ms: number): Promise<string | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+    const r = await Promise.race([this.next(), late]);
+    clearTimeout(timer);
+    if (!r || r.done) return undefined;
+    return r.value;
+  }
+}
+
+function channelFor(out: NodeJS.WritableStream, saveFile: ConsoleOptions["saveFile"], lines: LineSource, interactive: boolean): ReplyChannel {
   const print = (m: Message, mark = ""): void => {
     out.write(`${mark}${m.text}\n`);
   };
@@ -35,6 +66,12 @@ function channelFor(out: NodeJS.WritableStream, saveFile: ConsoleOptions["saveFi
     },
     async react(key) {
       if (SHOWN_REACTIONS.has(key)) out.write(`[${key}]\n`);
+    },
+    async ask(message, _from, timeoutMs) {
+      print(message);
+      if (interactive) out.write("Confirm? [y/N] ");
+      const answer = (await lines.within(timeoutMs))?.trim().toLowerCase() ?? "";
+      return { confirmed: ["y", "yes", "✅"].includes(answer), question: { edit: async (m) => print(m, "~ ") } };
     },
   };
 }
@@ -53,8 +90,9 @@ export async function runConsole(o: ConsoleOptions): Promise<void> {
     o.output.write(`clanbot console on clan '${o.clan}' as ${o.user.id} (power level ${o.user.powerLevel}). Try ${o.prefix}help; Ctrl-D quits.\n`);
   }
   prompt();
-  for await (const raw of rl) {
-    const text = raw.trim();
+  const lines = new LineSource(rl);
+  for (let r = await lines.next(); !r.done; r = await lines.next()) {
+    const text = r.value.trim();
     if (text) {
       // The console talks to nobody else, so the prefix is optional.
       const line = commandLineOf(text, { prefix: o.prefix, names: [] }) ?? text;
@@ -67,7 +105,7 @@ export async function runConsole(o: ConsoleOptions): Promise<void> {
           sender: { id: o.user.id, name: o.user.id, powerLevel: o.user.powerLevel },
           line,
         },
-        channelFor(o.output, o.saveFile),
+        channelFor(o.output, o.saveFile, lines, o.interactive),
       );
     }
     prompt();

@@ -1,10 +1,23 @@
 import { closest, distance } from "fastest-levenshtein";
-import { UserError } from "../commands/errors.ts";
+import type { Deploys } from "../commands/deploy-types.ts";
+import { Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
 import { code, concat, formatDuration, type Message } from "../commands/format.ts";
 import { findCommand } from "../commands/help.ts";
 import { allows, levelFor } from "../commands/levels.ts";
 import { bindInput, tokenize } from "../commands/parse-input.ts";
-import type { Attachment, AuditResult, ClanStore, ClanView, Clock, CommandContext, CommandSpec, LevelThresholds, Log, SentMessage } from "../commands/types.ts";
+import type {
+  Attachment,
+  AuditResult,
+  ClanStore,
+  ClanView,
+  Clock,
+  CommandContext,
+  CommandSpec,
+  Confirmation,
+  LevelThresholds,
+  Log,
+  SentMessage,
+} from "../commands/types.ts";
 import { ClanCliError } from "../ops/clan-cli.ts";
 import { finishCommand, startCommand } from "../storage/audit.ts";
 import type { Db } from "../storage/db.ts";
@@ -26,11 +39,14 @@ export interface ReplyChannel {
   reply(message: Message): Promise<SentMessage>;
   replyFile(file: Attachment): Promise<void>;
   react(key: string): Promise<void>;
+  /** Posts a question in reply; confirmed only by ✅ from `from` within `timeoutMs`. */
+  ask(message: Message, from: string, timeoutMs: number): Promise<Confirmation>;
 }
 
 export interface ClanRuntime {
   view: ClanView;
   store: ClanStore;
+  deploys: Deploys;
   thresholds: LevelThresholds;
 }
 
@@ -42,6 +58,7 @@ export interface DispatcherDeps {
   log: Log;
   prefix: string;
   maxCommandAgeMs: number;
+  confirmTimeoutMs: number;
 }
 
 export const REACTION = { taken: "👀", done: "✅", failed: "❌", refused: "⛔" } as const;
@@ -157,6 +174,8 @@ export class Dispatcher {
       sender: { ...msg.sender, level },
       clan: clan.view,
       store: clan.store,
+      deploys: clan.deploys,
+      confirmTimeoutMs: this.deps.confirmTimeoutMs,
       clock,
       log: this.deps.log,
       signal: this.stopping.signal,
@@ -166,6 +185,7 @@ export class Dispatcher {
       reply: (m) => channel.reply(m),
       replyFile: (f) => channel.replyFile(f),
       react: (k) => channel.react(k),
+      confirm: (question) => channel.ask(question, msg.sender.id, this.deps.confirmTimeoutMs),
     };
     try {
       const result = await spec.run(ctx, input);
@@ -173,6 +193,11 @@ export class Dispatcher {
       await channel.react(REACTION.done);
       await finish({ result: "ok" });
     } catch (err) {
+      if (err instanceof ReportedFailure) {
+        await channel.react(REACTION.failed);
+        return finish({ result: "failed", detail: err.message });
+      }
+      if (err instanceof Refusal) return answer({ result: "refused", detail: err.message }, REACTION.refused, concat(err.message));
       if (err instanceof UserError || err instanceof ClanCliError) {
         return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
       }

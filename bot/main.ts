@@ -46,6 +46,9 @@ async function main(argv: readonly string[]): Promise<number> {
     const clan = consoleClan(args.flake ?? process.cwd());
     const app = await createApp(config, [clan], log);
     try {
+      await app.announceInterrupted(async (_clan, message) => {
+        process.stdout.write(`${message.text}\n`);
+      });
       await runConsole({
         dispatcher: app.dispatcher,
         clan: clan.name,

@@ -1,3 +1,4 @@
+import type { Deploys } from "./deploy-types.ts";
 import type { Message } from "./format.ts";
 
 /** Permission levels, mapped to room power levels per clan (defaults 0, 50, 100). */
@@ -98,6 +99,12 @@ export interface Log {
   error(fields: Record<string, unknown>, msg: string): void;
 }
 
+/** The answer to a question put to the sender (`confirm`): the question stays editable. */
+export interface Confirmation {
+  readonly confirmed: boolean;
+  readonly question: SentMessage;
+}
+
 /** Everything a command may touch. Built in one place (the dispatcher), narrow on purpose. */
 export interface CommandContext {
   readonly sender: Sender;
@@ -111,9 +118,14 @@ export interface CommandContext {
   /** How people address the bot here, for examples in messages: "!" or "clanbot: ". */
   readonly prefix: string;
   readonly thresholds: LevelThresholds;
+  readonly deploys: Deploys;
+  /** How long `confirm` waits for the sender's ✅. */
+  readonly confirmTimeoutMs: number;
   reply(message: Message): Promise<SentMessage>;
   replyFile(file: Attachment): Promise<void>;
   react(key: string): Promise<void>;
+  /** Asks the sender: only their ✅ on the question, within `confirmTimeoutMs`, confirms. */
+  confirm(question: Message): Promise<Confirmation>;
 }
 
 export interface CommandSpec {

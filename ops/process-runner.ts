@@ -1,4 +1,3 @@
-import { createInterface } from "node:readline";
 import { execa } from "execa";
 
 export interface RunOptions {
@@ -14,6 +13,8 @@ export interface RunOptions {
   /** Every output line, as it comes; memory stays bounded however much a process prints. */
   onLine?: (line: string, stream: "stdout" | "stderr") => void;
   stderrTailLines?: number;
+  /** Called once the process exists, with its pid (also its process group id). */
+  onSpawn?: (pid: number) => void;
 }
 
 export interface RunResult {
@@ -52,6 +53,7 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
     stripFinalNewline: false,
   });
 
+  if (sub.pid !== undefined) opts.onSpawn?.(sub.pid);
   let timedOut = false;
   let cancelled = false;
   let killTimer: NodeJS.Timeout | undefined;
@@ -82,15 +84,13 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
   const tail: string[] = [];
   const readLines = (stream: NodeJS.ReadableStream | null, name: "stdout" | "stderr"): Promise<void> => {
     if (!stream) return Promise.resolve();
-    const rl = createInterface({ input: stream, crlfDelay: Infinity });
-    rl.on("line", (line) => {
+    return eachLine(stream, (line) => {
       if (name === "stderr") {
         tail.push(line);
         if (tail.length > tailMax) tail.shift();
       }
       opts.onLine?.(line, name);
     });
-    return new Promise((resolve) => rl.once("close", resolve));
   };
   const readers = [readLines(sub.stderr, "stderr"), opts.onLine ? readLines(sub.stdout, "stdout") : Promise.resolve()];
 
@@ -116,4 +116,37 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
     clearTimeout(killTimer);
     opts.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/** Longer lines are cut into pieces of this size, so a process printing without newlines cannot grow memory. */
+export const MAX_LINE_CHARS = 64 * 1024;
+
+/** Calls `onLine` for every line of a stream (LF or CRLF), as it arrives; resolves at its end. */
+export function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): Promise<void> {
+  let partial = "";
+  stream.setEncoding("utf8");
+  const emit = (line: string): void => onLine(line.endsWith("\r") ? line.slice(0, -1) : line);
+  stream.on("data", (chunk: string) => {
+    let start = 0;
+    for (let nl = chunk.indexOf("\n"); nl !== -1; nl = chunk.indexOf("\n", start)) {
+      emit(partial + chunk.slice(start, nl));
+      partial = "";
+      start = nl + 1;
+    }
+    partial += chunk.slice(start);
+    while (partial.length > MAX_LINE_CHARS) {
+      emit(partial.slice(0, MAX_LINE_CHARS));
+      partial = partial.slice(MAX_LINE_CHARS);
+    }
+  });
+  return new Promise((resolve) => {
+    const end = (): void => {
+      if (partial) emit(partial);
+      partial = "";
+      resolve();
+    };
+    stream.once("end", end);
+    stream.once("close", end);
+    stream.once("error", end);
+  });
 }

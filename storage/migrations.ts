@@ -46,6 +46,53 @@ export const MIGRATIONS: readonly string[] = [
     saved_at INTEGER NOT NULL
   );
   `,
+  `
+  -- A deploy (or dry run) of one or more machines; its id is the audit id of the command that started it.
+  CREATE TABLE deploys (
+    id INTEGER PRIMARY KEY,
+    clan TEXT NOT NULL,
+    room TEXT NOT NULL,
+    event_id TEXT,
+    kind TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    revision TEXT,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    result TEXT NOT NULL,
+    cancelled_by TEXT,
+    log_path TEXT,
+    -- 0 while an interrupted deploy has not been told to its room yet.
+    announced INTEGER NOT NULL DEFAULT 1
+  );
+  CREATE INDEX deploys_by_clan ON deploys (clan, id DESC);
+  CREATE INDEX deploys_by_result ON deploys (result);
+
+  CREATE TABLE deploy_machines (
+    deploy_id INTEGER NOT NULL REFERENCES deploys (id),
+    machine TEXT NOT NULL,
+    state TEXT NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER,
+    exit_code INTEGER,
+    store_path TEXT,
+    -- The clan process (leader of its process group) and its start time, to find it again after a crash.
+    pid INTEGER,
+    pid_start TEXT,
+    PRIMARY KEY (deploy_id, machine)
+  ) WITHOUT ROWID;
+  CREATE INDEX deploy_machines_by_machine ON deploy_machines (machine, deploy_id DESC);
+
+  -- !lock: keeps others from deploying a machine until it is unlocked or expires.
+  CREATE TABLE machine_locks (
+    clan TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    reason TEXT,
+    since INTEGER NOT NULL,
+    until INTEGER NOT NULL,
+    PRIMARY KEY (clan, machine)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export async function migrate(db: Db, migrations: readonly string[] = MIGRATIONS): Promise<number> {

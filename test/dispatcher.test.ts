@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Dispatcher, type ReplyChannel } from "../bot/dispatcher.ts";
-import { UserError } from "../commands/errors.ts";
+import { Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
 import type { Message } from "../commands/format.ts";
 import { makeHelpCommand } from "../commands/help.ts";
 import { DEFAULT_THRESHOLDS } from "../commands/levels.ts";
 import type { CommandSpec, Log } from "../commands/types.ts";
+import { DeployService } from "../ops/deploy-service.ts";
 import { recentCommands } from "../storage/audit.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
@@ -32,6 +33,10 @@ function recordingChannel(): ReplyChannel & { replies: string[]; html: string[];
     async react(key: string) {
       reactions.push(key);
     },
+    async ask(m: Message) {
+      replies.push(`(question) ${m.text}`);
+      return { confirmed: false, question: { edit: async (e: Message) => void replies.push(`(edit) ${e.text}`) } };
+    },
   };
 }
 
@@ -42,6 +47,8 @@ async function setup(table: CommandSpec[]) {
   const log: Log = { info() {}, warn() {}, error: (fields) => void errors.push(fields) };
   let now = 1_000_000;
   const commands: CommandSpec[] = [makeHelpCommand(() => commands), ...table];
+  const clock = { now: () => now };
+  const dir = await tempDir();
   const dispatcher = new Dispatcher({
     table: commands,
     db,
@@ -51,14 +58,29 @@ async function setup(table: CommandSpec[]) {
         {
           view: { name: "fam", flake: "/x", machines: async () => [] },
           store: { recentCommands: (n) => recentCommands(db, "fam", n) },
+          deploys: new DeployService({
+            clan: "fam",
+            flake: dir,
+            db,
+            clock,
+            log,
+            clanCommand: "clan",
+            nixCommand: "nix",
+            parallel: 1,
+            confirmAbove: 3,
+            timeoutMs: 60_000,
+            killGraceMs: 1000,
+            logDir: dir,
+          }),
           thresholds: DEFAULT_THRESHOLDS,
         },
       ],
     ]),
-    clock: { now: () => now },
+    clock,
     log,
     prefix: "!",
     maxCommandAgeMs: 15 * 60_000,
+    confirmTimeoutMs: 60_000,
   });
   const send = async (line: string, powerLevel = 100, sentAt = now) => {
     const ch = recordingChannel();
@@ -79,6 +101,15 @@ const boom: CommandSpec = {
   },
 };
 const polite: CommandSpec = { ...boom, name: "polite", run: async () => { throw new UserError("Machine 'x' is unknown."); } };
+const locked: CommandSpec = { ...boom, name: "locked", run: async () => { throw new Refusal("laptop is locked by @bob."); } };
+const shown: CommandSpec = {
+  ...boom,
+  name: "shown",
+  run: async (ctx) => {
+    await ctx.reply({ text: "❌ deploy failed (details here)", html: "❌ deploy failed (details here)" });
+    throw new ReportedFailure("deploy failed");
+  },
+};
 const guarded: CommandSpec = { ...boom, name: "guarded", level: "admin", run: async () => ({ text: "ran", html: "ran" }) };
 
 test("an internal error is logged in full and shown only by reference", async () => {
@@ -96,6 +127,22 @@ test("a UserError is shown as it is, with ❌", async () => {
   const ch = await send("polite");
   assert.deepEqual(ch.replies, ["Machine 'x' is unknown."]);
   assert.deepEqual(ch.reactions, ["👀", "❌"]);
+});
+
+test("a Refusal is shown with ⛔ and audited as refused", async () => {
+  const { send, db } = await setup([locked]);
+  const ch = await send("locked");
+  assert.deepEqual(ch.replies, ["laptop is locked by @bob."]);
+  assert.deepEqual(ch.reactions, ["👀", "⛔"]);
+  assert.equal((await recentCommands(db, "fam", 1))[0]?.result, "refused");
+});
+
+test("a failure the command already showed gets ❌ and no second message", async () => {
+  const { send, db } = await setup([shown]);
+  const ch = await send("shown");
+  assert.deepEqual(ch.replies, ["❌ deploy failed (details here)"]);
+  assert.deepEqual(ch.reactions, ["👀", "❌"]);
+  assert.equal((await recentCommands(db, "fam", 1))[0]?.result, "failed");
 });
 
 test("refusals say which level is needed and are audited, without running", async () => {

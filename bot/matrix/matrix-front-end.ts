@@ -19,7 +19,9 @@ import { commandLineOf } from "../addressing.ts";
 import type { ClanConfig } from "../config.ts";
 import type { Dispatcher } from "../dispatcher.ts";
 import type { Logger } from "../logger.ts";
+import type { Message } from "../../commands/format.ts";
 import { powerLevelOf } from "./power-levels.ts";
+import { ReactionWaiters } from "./reaction-waiters.ts";
 import { MatrixReplyChannel, noticeContent } from "./reply-channel.ts";
 import { RoomBindings } from "./room-bindings.ts";
 
@@ -45,6 +47,7 @@ export class MatrixFrontEnd {
   private readonly bindings: RoomBindings;
   private readonly me: string;
   private readonly intake = new Set<Promise<void>>();
+  private readonly waiters = new ReactionWaiters();
   private closed = false;
 
   constructor(deps: FrontEndDeps) {
@@ -94,6 +97,7 @@ export class MatrixFrontEnd {
    */
   async stop(graceMs = 10_000): Promise<void> {
     this.closed = true;
+    this.waiters.closeAll();
     await Promise.allSettled([...this.intake]);
     await this.d.dispatcher.drain(graceMs);
     this.d.client.stopClient();
@@ -109,7 +113,9 @@ export class MatrixFrontEnd {
     const { client, clock, db } = this.d;
     // Encrypted rooms: the hook where decryption plugs in; a no-op for plain events.
     await client.decryptEventIfNeeded(event);
-    if (event.getType() !== EventType.RoomMessage || event.getSender() === this.me || event.isRedacted()) return;
+    if (event.getSender() === this.me || event.isRedacted()) return;
+    if (event.getType() === EventType.Reaction) return this.onReaction(event);
+    if (event.getType() !== EventType.RoomMessage) return;
     const clan = this.bindings.clanOf(room.roomId);
     if (!clan) return;
     const content = event.getContent();
@@ -135,8 +141,28 @@ export class MatrixFrontEnd {
         sender: { id: sender, name: room.getMember(sender)?.name ?? sender, powerLevel: powerLevelOf(room, sender) },
         line,
       },
-      new MatrixReplyChannel(client, room.roomId, eventId),
+      new MatrixReplyChannel(client, room.roomId, eventId, this.waiters),
     );
+  }
+
+  /** Reactions answer questions (confirmations); they are never commands. */
+  private onReaction(event: MatrixEvent): void {
+    const rel = event.getContent()["m.relates_to"] as { rel_type?: string; event_id?: string; key?: string } | undefined;
+    if (rel?.rel_type !== RelationType.Annotation || !rel.event_id || typeof rel.key !== "string") return;
+    this.waiters.offer(rel.event_id, event.getSender() as string, rel.key);
+  }
+
+  /** Posts in a clan's room (not in answer to a command), or as a reply to `replyTo`. */
+  async post(clan: string, message: Message, replyTo: string | undefined): Promise<void> {
+    const roomId = this.bindings.roomOf(clan);
+    if (!roomId) throw new Error(`the room of clan ${clan} is not known yet`);
+    if (replyTo) {
+      const channel = new MatrixReplyChannel(this.d.client, roomId, replyTo);
+      await channel.reply(message);
+      await channel.react("❌");
+    } else {
+      await this.d.client.sendEvent(roomId, EventType.RoomMessage, noticeContent(message) as never);
+    }
   }
 
   private myJoinTime(room: Room): number | undefined {

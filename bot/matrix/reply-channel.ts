@@ -1,7 +1,8 @@
 import { EventType, MsgType, RelationType, type MatrixClient } from "matrix-js-sdk";
 import type { Message } from "../../commands/format.ts";
-import type { Attachment, SentMessage } from "../../commands/types.ts";
+import type { Attachment, Confirmation, SentMessage } from "../../commands/types.ts";
 import type { ReplyChannel } from "../dispatcher.ts";
+import type { ReactionWaiters } from "./reaction-waiters.ts";
 
 const HTML = "org.matrix.custom.html";
 
@@ -18,17 +19,36 @@ export class MatrixReplyChannel implements ReplyChannel {
   private readonly client: MatrixClient;
   private readonly roomId: string;
   private readonly eventId: string;
+  private readonly waiters: ReactionWaiters | undefined;
 
-  constructor(client: MatrixClient, roomId: string, eventId: string) {
+  constructor(client: MatrixClient, roomId: string, eventId: string, waiters?: ReactionWaiters) {
     this.client = client;
     this.roomId = roomId;
     this.eventId = eventId;
+    this.waiters = waiters;
   }
 
   async reply(message: Message): Promise<SentMessage> {
+    const eventId = await this.send(message);
+    return { edit: (m) => this.edit(eventId, m) };
+  }
+
+  /**
+   * Posts the question and puts a ✅ on it, so that confirming is one tap on the existing
+   * reaction; waits for the asker's own ✅ (or ❌).
+   */
+  async ask(message: Message, from: string, timeoutMs: number): Promise<Confirmation> {
+    if (!this.waiters) throw new Error("this reply channel cannot ask questions");
+    const eventId = await this.send(message);
+    const answer = this.waiters.wait(eventId, from, timeoutMs);
+    await this.reactTo(eventId, "✅");
+    return { confirmed: await answer, question: { edit: (m) => this.edit(eventId, m) } };
+  }
+
+  private async send(message: Message): Promise<string> {
     const content = { ...noticeContent(message), "m.relates_to": { "m.in_reply_to": { event_id: this.eventId } } };
     const { event_id } = await this.client.sendEvent(this.roomId, EventType.RoomMessage, content as never);
-    return { edit: (m) => this.edit(event_id, m) };
+    return event_id;
   }
 
   /** Uploads to the homeserver's media repository, then posts it as m.image or m.file in reply. */
@@ -50,8 +70,12 @@ export class MatrixReplyChannel implements ReplyChannel {
   }
 
   async react(key: string): Promise<void> {
+    await this.reactTo(this.eventId, key);
+  }
+
+  private async reactTo(eventId: string, key: string): Promise<void> {
     await this.client.sendEvent(this.roomId, EventType.Reaction, {
-      "m.relates_to": { rel_type: RelationType.Annotation, event_id: this.eventId, key },
+      "m.relates_to": { rel_type: RelationType.Annotation, event_id: eventId, key },
     });
   }
 

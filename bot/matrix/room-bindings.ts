@@ -45,4 +45,9 @@ export class RoomBindings {
     return [...this.byRoomId.keys()];
   }
 
+  /** The room a clan is bound to, once its id is known. */
+  roomOf(clan: string): string | undefined {
+    for (const [room, c] of this.byRoomId) if (c === clan) return room;
+    return undefined;
+  }
 }

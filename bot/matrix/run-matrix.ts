@@ -55,6 +55,11 @@ export async function runMatrix(app: App): Promise<number> {
   });
   const stopping = stopSignal();
   await frontEnd.start(filter);
+  try {
+    await app.announceInterrupted((clan, message, replyTo) => frontEnd.post(clan, message, replyTo));
+  } catch (err) {
+    log.error({ err }, "could not tell a room about an interrupted deploy; will try again at the next start");
+  }
   const signal = await stopping;
   log.info({ signal }, "stopping");
   await frontEnd.stop();

@@ -1,0 +1,153 @@
+import type { DeployRecord, DeployResult, DeployState, MachineLock, MachineRun } from "./deploy-types.ts";
+import { ago, bold, code, codeBlock, concat, formatDuration, lines, paragraphs, table, type Message, type Piece } from "./format.ts";
+
+const PHASE_MARK: Record<MachineRun["phase"], string> = {
+  queued: "⏳",
+  building: "🔨",
+  copying: "📦",
+  activating: "⚡",
+  done: "✅",
+  failed: "❌",
+  cancelled: "🚫",
+  "timed-out": "⏱️",
+  skipped: "⏭️",
+  interrupted: "⚠️",
+};
+
+function ordinal(n: number): string {
+  return n === 1 ? "next" : `${n}${n === 2 ? "nd" : n === 3 ? "rd" : "th"} in line`;
+}
+
+function machineLine(run: MachineRun, s: DeployState, now: number): Message {
+  const took = (run.startedAt !== undefined ? formatDuration((run.finishedAt ?? now) - run.startedAt) : undefined) ?? "";
+  const name = bold(run.machine);
+  const mark = PHASE_MARK[run.phase];
+  switch (run.phase) {
+    case "queued": {
+      const w = run.waiting;
+      if (w?.kind === "machine") {
+        return concat(mark, " ", name, `: queued, ${ordinal(w.position)} behind #${w.deployId} by ${w.sender} (deploying it since ${ago(w.since, now)})`);
+      }
+      if (w?.kind === "slot") return concat(mark, " ", name, `: waiting for a free slot (${w.running} running)`);
+      return concat(mark, " ", name, ": queued");
+    }
+    case "building":
+      return concat(mark, " ", name, ": building");
+    case "copying":
+      return concat(mark, " ", name, ": copying to the machine");
+    case "activating":
+      return concat(mark, " ", name, ": activating");
+    case "done":
+      return s.kind === "dry-run" && run.storePath
+        ? concat(mark, " ", name, `: built in ${took}: `, code(run.storePath))
+        : concat(mark, " ", name, `: done in ${took}`);
+    case "failed":
+      return concat(mark, " ", name, `: failed after ${took}${run.exitCode !== undefined ? ` (exit status ${run.exitCode})` : ""}`);
+    case "cancelled":
+      return concat(mark, " ", name, `: ${run.note ?? "cancelled"}${run.startedAt !== undefined ? ` after ${took}` : ""}`);
+    case "timed-out":
+      return concat(mark, " ", name, `: timed out, ${run.note ?? "stopped"}`);
+    case "skipped":
+      return concat(mark, " ", name, `: skipped, ${run.note ?? "not deployed"}`);
+    case "interrupted":
+      return concat(mark, " ", name, ": interrupted");
+  }
+}
+
+const RESULT_TEXT: Record<Exclude<DeployResult, "running">, string> = {
+  ok: "✅ Done",
+  failed: "❌ Failed",
+  cancelled: "🚫 Cancelled",
+  "timed-out": "⏱️ Timed out",
+  interrupted: "⚠️ Interrupted",
+};
+
+/** The one status message of a deploy, as it stands. */
+export function formatDeployStatus(s: DeployState, now: number): Message {
+  const what = s.kind === "dry-run" ? "Dry run" : "Deploy";
+  const names = s.machines.map((m) => m.machine);
+  const head = concat(
+    bold(`${what} #${s.id}`),
+    ` of ${names.length > 6 ? `${names.length} machines` : names.join(", ")} by ${s.sender}`,
+    s.revision ? concat(" at revision ", code(s.revision)) : "",
+  );
+  const parts: Piece[] = [head, lines(...s.machines.map((m) => machineLine(m, s, now)))];
+  if (s.result !== "running") {
+    const took = formatDuration((s.finishedAt ?? now) - s.startedAt);
+    const counts = s.machines.length > 1 ? ` (${summary(s)})` : "";
+    const by = s.result === "cancelled" && s.cancelledBy ? ` by ${s.cancelledBy}` : "";
+    parts.push(concat(`${RESULT_TEXT[s.result]}${by} after ${took}${counts}.`));
+    for (const m of s.machines) {
+      if (m.tail.length) parts.push(concat(`Last lines from ${m.machine}:`), codeBlock(m.tail.join("\n")));
+    }
+    if (s.result !== "ok") parts.push(concat("The whole log is attached."));
+  }
+  return paragraphs(...parts);
+}
+
+function summary(s: DeployState): string {
+  const counts = new Map<string, number>();
+  for (const m of s.machines) counts.set(m.phase, (counts.get(m.phase) ?? 0) + 1);
+  return [...counts].map(([phase, n]) => `${n} ${phase}`).join(", ");
+}
+
+const RECORD_MARK: Record<DeployResult, string> = {
+  running: "⏳ running",
+  ok: "✅ ok",
+  failed: "❌ failed",
+  cancelled: "🚫 cancelled",
+  "timed-out": "⏱️ timed out",
+  interrupted: "⚠️ interrupted",
+};
+
+export function formatDeployHistory(records: readonly DeployRecord[], now: number, machine?: string): Message {
+  if (!records.length) return concat(machine ? `No deploys of ${machine} yet.` : "No deploys in this clan yet.");
+  const rows = records.map((r) => [
+    `#${r.id}`,
+    `${r.machines.map((m) => m.machine).join(", ")}${r.kind === "dry-run" ? " (dry run)" : ""}`,
+    r.sender,
+    ago(r.startedAt, now),
+    r.revision ? code(r.revision) : "",
+    RECORD_MARK[r.result] + (r.cancelledBy ? ` by ${r.cancelledBy}` : ""),
+    r.finishedAt === undefined ? "" : formatDuration(r.finishedAt - r.startedAt),
+  ]);
+  return paragraphs(
+    concat(`The last ${records.length} deploy${records.length === 1 ? "" : "s"}${machine ? ` of ${machine}` : ""}, newest first:`),
+    table(["Id", "Machines", "Who", "When", "Revision", "Result", "Took"], rows),
+  );
+}
+
+export function formatLocks(locks: readonly MachineLock[], now: number): Message {
+  if (!locks.length) return concat("No machine is locked.");
+  return table(
+    ["Machine", "Held by", "Reason", "Since", "Expires"],
+    locks.map((l) => [l.machine, l.holder, l.reason ?? "", ago(l.since, now), `in ${formatDuration(l.until - now)}`]),
+  );
+}
+
+/** "laptop is locked by @bob for another 40 min (kernel update)". */
+export function describeLock(l: MachineLock, now: number): string {
+  return `${l.machine} is locked by ${l.holder} for another ${formatDuration(l.until - now)}${l.reason ? ` (${l.reason})` : ""}`;
+}
+
+/** What the room is told, once, about a deploy the bot did not see to its end. */
+export function formatInterrupted(
+  d: { id: number; kind: string; sender: string; startedAt: number; machines: readonly string[] },
+  now: number,
+  prefix: string,
+): Message {
+  const what = d.kind === "dry-run" ? "Dry run" : "Deploy";
+  return paragraphs(
+    concat(
+      `⚠️ `,
+      bold(`${what} #${d.id}`),
+      ` of ${d.machines.join(", ")} by ${d.sender} (started ${ago(d.startedAt, now)}) was interrupted: the bot stopped while it ran.`,
+    ),
+    concat(
+      "Its clan processes were stopped and nothing was run again. ",
+      d.kind === "dry-run" ? "" : "The machines may be half-deployed: check them, then deploy again with ",
+      d.kind === "dry-run" ? "" : code(`${prefix}deploy ${d.machines.join(" ")}`),
+      d.kind === "dry-run" ? "" : ".",
+    ),
+  );
+}

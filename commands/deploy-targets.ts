@@ -1,0 +1,75 @@
+import { closest, distance } from "fastest-levenshtein";
+import { UserError } from "./errors.ts";
+import type { CommandContext, Machine } from "./types.ts";
+
+export interface Targets {
+  /** Machine names, in inventory order, without repeats. */
+  readonly machines: readonly string[];
+  /** `all` was asked for. */
+  readonly all: boolean;
+  /** Machines named one by one (not through a tag or `all`). */
+  readonly named: ReadonlySet<string>;
+}
+
+const TAG = "tag:";
+
+/**
+ * Turns `laptop nas`, `tag:servers` or `all` into machine names, checked against the clan's
+ * inventory (read again once before refusing a name, in case the machine is new). Nothing that
+ * is not in the inventory comes out of here.
+ */
+export async function resolveTargets(ctx: CommandContext, words: readonly string[]): Promise<Targets> {
+  if (!words.length) throw new UserError("Name the machines: a machine name, tag:<tag>, or all.");
+  let inventory = await ctx.clan.machines(ctx.signal);
+  if (words.some((w) => unknownWord(w, inventory) !== undefined)) inventory = await ctx.clan.machines(ctx.signal, true);
+  const problems = words.map((w) => unknownWord(w, inventory)).filter((p): p is string => p !== undefined);
+  if (problems.length) throw new UserError(problems.join("\n"));
+
+  const chosen = new Set<string>();
+  const named = new Set<string>();
+  const all = words.includes("all");
+  for (const w of words) {
+    if (w === "all") inventory.forEach((m) => chosen.add(m.name));
+    else if (w.startsWith(TAG)) inventory.filter((m) => m.tags.includes(w.slice(TAG.length))).forEach((m) => chosen.add(m.name));
+    else {
+      chosen.add(w);
+      named.add(w);
+    }
+  }
+  return { machines: inventory.map((m) => m.name).filter((n) => chosen.has(n)), all, named };
+}
+
+/** One machine name, checked against the inventory. */
+export async function resolveMachine(ctx: CommandContext, word: string): Promise<string> {
+  let inventory = await ctx.clan.machines(ctx.signal);
+  if (unknownWord(word, inventory) !== undefined) inventory = await ctx.clan.machines(ctx.signal, true);
+  if (word === "all" || word.startsWith(TAG)) throw new UserError(`Name one machine here, not '${word}'.`);
+  const problem = unknownWord(word, inventory);
+  if (problem) throw new UserError(problem);
+  return word;
+}
+
+/** Why a word names no machine, or undefined when it does. */
+function unknownWord(word: string, inventory: readonly Machine[]): string | undefined {
+  if (word === "all") return inventory.length ? undefined : "This clan has no machines yet.";
+  if (word.startsWith(TAG)) {
+    const tag = word.slice(TAG.length);
+    const tags = [...new Set(inventory.flatMap((m) => m.tags))].sort();
+    if (tags.includes(tag)) return undefined;
+    return `No machine has the tag '${clip(tag)}'; tags in this clan: ${tags.join(", ") || "none"}.${suggest(tag, tags, TAG)}`;
+  }
+  const names = inventory.map((m) => m.name);
+  if (names.includes(word)) return undefined;
+  return `unknown machine '${clip(word)}'; known: ${names.join(", ") || "none"}.${suggest(word, names)}`;
+}
+
+function suggest(word: string, options: readonly string[], prefix = ""): string {
+  if (!options.length) return "";
+  const guess = closest(word, options as string[]);
+  return distance(word, guess) <= Math.max(2, Math.floor(word.length / 3)) ? ` Did you mean '${prefix}${guess}'?` : "";
+}
+
+/** Chat input is shown back, but never at any length. */
+function clip(s: string): string {
+  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
+}

@@ -1,0 +1,115 @@
+/** What commands see of deploys: the shapes only; the work is done in ops/, the records in storage/. */
+
+import type { Attachment } from "./types.ts";
+
+export type DeployKind = "switch" | "dry-run";
+
+/** Where one machine of a deploy is. The first four move forward; the rest are ends. */
+export type MachinePhase =
+  | "queued"
+  | "building"
+  | "copying"
+  | "activating"
+  | "done"
+  | "failed"
+  | "cancelled"
+  | "timed-out"
+  | "skipped"
+  | "interrupted";
+
+export type FinalPhase = "done" | "failed" | "cancelled" | "timed-out" | "skipped" | "interrupted";
+
+export const FINAL_PHASES: ReadonlySet<MachinePhase> = new Set<FinalPhase>(["done", "failed", "cancelled", "timed-out", "skipped", "interrupted"]);
+
+/** Why a queued machine waits: another deploy holds the machine, or every deploy slot is taken. */
+export type Waiting =
+  | { readonly kind: "machine"; readonly position: number; readonly deployId: number; readonly sender: string; readonly since: number }
+  | { readonly kind: "slot"; readonly running: number };
+
+export interface MachineRun {
+  readonly machine: string;
+  readonly phase: MachinePhase;
+  readonly startedAt?: number;
+  readonly finishedAt?: number;
+  readonly waiting?: Waiting;
+  readonly exitCode?: number;
+  /** The system built (dry run) or activated (deploy). */
+  readonly storePath?: string;
+  /** The last lines of output, for a failure. */
+  readonly tail: readonly string[];
+  /** Why it was skipped, or who cancelled it. */
+  readonly note?: string;
+}
+
+export type DeployResult = "running" | "ok" | "failed" | "cancelled" | "timed-out" | "interrupted";
+
+export interface DeployState {
+  readonly id: number;
+  readonly kind: DeployKind;
+  readonly sender: string;
+  /** The flake's git revision: a short commit, "+dirty" when the work tree has changes. */
+  readonly revision: string | undefined;
+  readonly startedAt: number;
+  readonly finishedAt?: number;
+  readonly result: DeployResult;
+  readonly cancelledBy?: string;
+  readonly machines: readonly MachineRun[];
+}
+
+export interface DeployRequest {
+  /** The audit id of the command: deploys are called by it (`#42`). */
+  readonly id: number;
+  readonly kind: DeployKind;
+  readonly sender: string;
+  readonly machines: readonly string[];
+}
+
+export interface RunningDeploy {
+  /** Resolves when every machine has ended; never rejects for a failed deploy. */
+  readonly done: Promise<DeployState>;
+  current(): DeployState;
+}
+
+export interface LogAttachment extends Attachment {
+  /** Set when only the end of the log is attached: the size of the whole log. */
+  readonly truncatedFrom?: number;
+}
+
+/** One row of `!deploys`. */
+export interface DeployRecord {
+  readonly id: number;
+  readonly kind: DeployKind;
+  readonly sender: string;
+  readonly revision: string | undefined;
+  readonly startedAt: number;
+  readonly finishedAt: number | undefined;
+  readonly result: DeployResult;
+  readonly cancelledBy: string | undefined;
+  readonly machines: readonly { readonly machine: string; readonly state: string }[];
+}
+
+export interface MachineLock {
+  readonly machine: string;
+  readonly holder: string;
+  readonly reason: string | undefined;
+  readonly since: number;
+  readonly until: number;
+}
+
+/** A clan's deploys: the queue per machine, the slots, the locks and the history. */
+export interface Deploys {
+  /** Deploys of more machines than this (or of `all`) ask for confirmation first. */
+  readonly confirmAbove: number;
+  start(request: DeployRequest, onChange: (state: DeployState) => void): Promise<RunningDeploy>;
+  /** Deploys not yet ended, oldest first. */
+  active(): DeployState[];
+  /** Stops a deploy, or only one machine of it, and resolves once they ended; false when nothing was left to stop. */
+  cancel(id: number, by: string, machine?: string): Promise<boolean>;
+  history(limit: number, machine?: string): Promise<DeployRecord[]>;
+  /** The whole log of a deploy, ready to attach (compressed, or only its end, when large). */
+  logFile(id: number): Promise<LogAttachment>;
+  locks(): Promise<MachineLock[]>;
+  /** Takes or renews a lock; returns the lock that stands in the way when someone else holds it. */
+  lock(lock: MachineLock): Promise<{ taken: true } | { taken: false; held: MachineLock }>;
+  unlock(machine: string): Promise<MachineLock | undefined>;
+}

@@ -1,0 +1,88 @@
+import { formatDeployStatus, describeLock } from "./deploy-format.ts";
+import type { DeployKind, DeployState } from "./deploy-types.ts";
+import { resolveTargets } from "./deploy-targets.ts";
+import { Refusal, ReportedFailure, UserError } from "./errors.ts";
+import { bold, concat, formatDuration, paragraphs, type Message } from "./format.ts";
+import { ThrottledEdits } from "./throttled-edits.ts";
+import type { CommandContext, CommandSpec } from "./types.ts";
+
+/** A status message is edited at most this often. */
+export const STATUS_EDIT_GAP_MS = 2000;
+
+async function checkLocks(ctx: CommandContext, machines: readonly string[], named: ReadonlySet<string>): Promise<void> {
+  const now = ctx.clock.now();
+  const blocking = (await ctx.deploys.locks()).filter((l) => machines.includes(l.machine) && l.holder !== ctx.sender.id);
+  // A machine named on its own is refused; one picked by a tag or `all` is skipped when its turn comes.
+  const refused = blocking.filter((l) => named.has(l.machine) || blocking.length === machines.length);
+  if (refused.length) {
+    throw new Refusal(
+      `${refused.map((l) => describeLock(l, now)).join("; ")}. Nothing was deployed. ` +
+        `Ask them, or an admin can ${ctx.prefix}unlock ${refused[0]?.machine}.`,
+    );
+  }
+}
+
+async function askFirst(ctx: CommandContext, machines: readonly string[], all: boolean): Promise<void> {
+  const wait = formatDuration(ctx.confirmTimeoutMs);
+  const { confirmed, question } = await ctx.confirm(
+    paragraphs(
+      concat(bold(`Deploy ${all ? "all " : ""}${machines.length} machines?`), ` ${machines.join(", ")}`),
+      concat(`${ctx.sender.name}, react with ✅ to this message within ${wait} to go ahead. Otherwise nothing happens.`),
+    ),
+  );
+  if (!confirmed) {
+    await question.edit(concat(`Deploy of ${machines.length} machines not confirmed within ${wait}: nothing was deployed.`));
+    throw new ReportedFailure("not confirmed");
+  }
+  await question.edit(concat(`Deploy of ${machines.length} machines (${machines.join(", ")}) confirmed by ${ctx.sender.name}.`));
+}
+
+/** Starts the deploy, shows it in one message edited as it moves, and attaches the log at the end. */
+export async function runDeploy(ctx: CommandContext, kind: DeployKind, machines: readonly string[]): Promise<DeployState> {
+  const now = (): number => ctx.clock.now();
+  let edits: ThrottledEdits | undefined;
+  const running = await ctx.deploys.start({ id: ctx.runId, kind, sender: ctx.sender.id, machines }, (s) =>
+    edits?.show(formatDeployStatus(s, now())),
+  );
+  const stopOnShutdown = (): void => void ctx.deploys.cancel(ctx.runId, "the bot shutting down");
+  ctx.signal.addEventListener("abort", stopOnShutdown, { once: true });
+  try {
+    const first = formatDeployStatus(running.current(), now());
+    const status = await ctx.reply(first);
+    edits = new ThrottledEdits(status, first, { gapMs: STATUS_EDIT_GAP_MS, now, log: ctx.log });
+    edits.show(formatDeployStatus(running.current(), now()));
+    const final = await running.done;
+    await edits.finish(formatDeployStatus(final, now()));
+    const log = await ctx.deploys.logFile(ctx.runId);
+    await ctx.replyFile(log);
+    if (log.truncatedFrom !== undefined) {
+      const mb = Math.round(log.truncatedFrom / 1e6);
+      await ctx.reply(concat(`The log is ${mb} MB: only its end is attached; the whole log stays on the bot's host.`));
+    }
+    return final;
+  } finally {
+    ctx.signal.removeEventListener("abort", stopOnShutdown);
+  }
+}
+
+export const deployCommand: CommandSpec = {
+  name: "deploy",
+  summary: "Deploys machines: their NixOS configuration from the clan flake, with live progress and the log.",
+  level: "operator",
+  args: [{ name: "machines", summary: "machine names, tag:<tag>, or all", required: true, variadic: true }],
+  flags: [{ name: "dry-run", type: "boolean", summary: "only build the systems, without switching to them" }],
+  details:
+    "One deploy per machine at a time: a second one waits in line. Deploying more machines than the clan's limit, " +
+    "or all, asks you to confirm with ✅ first. Cancel with !cancel <id|machine>; see past deploys with !deploys.",
+  async run(ctx, input): Promise<Message | void> {
+    const kind: DeployKind = input.flags["dry-run"] === true ? "dry-run" : "switch";
+    const { machines, all, named } = await resolveTargets(ctx, input.args);
+    if (!machines.length) throw new UserError("No machine matches that.");
+    if (kind === "switch") {
+      await checkLocks(ctx, machines, named);
+      if (all || machines.length > ctx.deploys.confirmAbove) await askFirst(ctx, machines, all);
+    }
+    const final = await runDeploy(ctx, kind, machines);
+    if (final.result !== "ok") throw new ReportedFailure(`deploy ${final.result}`);
+  },
+};

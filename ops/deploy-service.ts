@@ -1,0 +1,370 @@
+import { join } from "node:path";
+import {
+  FINAL_PHASES,
+  type DeployRequest,
+  type DeployResult,
+  type DeployState,
+  type Deploys,
+  type FinalPhase,
+  type LogAttachment,
+  type MachineLock,
+  type MachinePhase,
+  type MachineRun,
+  type RunningDeploy,
+  type Waiting,
+} from "../commands/deploy-types.ts";
+import { formatDuration } from "../commands/format.ts";
+import type { Clock, Log } from "../commands/types.ts";
+import type { Db } from "../storage/db.ts";
+import { finishDeploy, machineFinished, machineStarted, recentDeploys, startDeploy } from "../storage/deploys.ts";
+import { activeLocks, lockOf, releaseLock, takeLock } from "../storage/locks.ts";
+import { OutputTail, phaseAfter, systemPathIn } from "./deploy-output.ts";
+import { gitRevision } from "./git-revision.ts";
+import { packLog } from "./log-attachment.ts";
+import { LogFile } from "./log-file.ts";
+import { MachineQueue, Slots, type QueueTicket } from "./machine-queue.ts";
+import { processStartTime } from "./process-identity.ts";
+import { runProcess, type RunResult } from "./process-runner.ts";
+
+export interface DeployServiceOptions {
+  clan: string;
+  confirmAbove: number;
+  flake: string;
+  db: Db;
+  clock: Clock;
+  log: Log;
+  clanCommand: string;
+  nixCommand: string;
+  /** Machines deployed at once in this clan. */
+  parallel: number;
+  /** How long one machine's deploy may take before it is killed. */
+  timeoutMs: number;
+  /** Between SIGTERM and SIGKILL when a deploy is cancelled or times out. */
+  killGraceMs: number;
+  /** Deploy logs go to `<logDir>/deploy-<id>.log`. */
+  logDir: string;
+  env?: Record<string, string>;
+}
+
+interface LiveMachine {
+  machine: string;
+  phase: MachinePhase;
+  startedAt?: number;
+  finishedAt?: number;
+  waiting?: Waiting;
+  exitCode?: number;
+  storePath?: string;
+  note?: string;
+  tail: OutputTail;
+  abort: AbortController;
+  ticket?: QueueTicket<Job>;
+  /** Resolves when this machine's part has ended. */
+  settled?: Promise<void>;
+}
+
+interface Job {
+  request: DeployRequest;
+  revision: string | undefined;
+  startedAt: number;
+  finishedAt?: number;
+  result: DeployResult;
+  cancelledBy?: string;
+  machines: Map<string, LiveMachine>;
+  log: LogFile;
+  onChange: (s: DeployState) => void;
+}
+
+/** Machine names as the inventory has them; anything else never reaches a command line. */
+const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+
+/**
+ * A clan's deploys: one clan process per machine, one deploy per machine at a time (the rest wait
+ * in line), at most `parallel` at once, each with a timeout, its output streamed to a log file and
+ * a bounded tail, its records in SQLite, and cancellable while it waits or runs.
+ */
+export class DeployService implements Deploys {
+  private readonly o: DeployServiceOptions;
+  private readonly queue: MachineQueue<Job>;
+  private readonly slots: Slots;
+  private readonly jobs = new Map<number, Job>();
+  readonly confirmAbove: number;
+
+  constructor(o: DeployServiceOptions) {
+    this.o = o;
+    this.confirmAbove = o.confirmAbove;
+    this.slots = new Slots(o.parallel);
+    this.queue = new MachineQueue<Job>((machine) => this.refreshWaiting(machine));
+  }
+
+  async start(request: DeployRequest, onChange: (s: DeployState) => void): Promise<RunningDeploy> {
+    for (const m of request.machines) if (!SAFE_NAME.test(m)) throw new Error(`refusing to deploy a machine named ${JSON.stringify(m)}`);
+    const { clock, db, clan, flake } = this.o;
+    const revision = await gitRevision(flake);
+    const startedAt = clock.now();
+    const logPath = join(this.o.logDir, `deploy-${request.id}.log`);
+    await startDeploy(db, { ...request, clan, revision, startedAt, logPath });
+    const log = new LogFile(logPath);
+    const what = request.kind === "dry-run" ? "dry run" : "deploy";
+    log.line(`# clanbot ${what} #${request.id} of ${request.machines.join(", ")} by ${request.sender}, clan ${clan}`);
+    log.line(`# started ${new Date(startedAt).toISOString()}, flake ${flake} at ${revision ?? "(not a git checkout)"}`);
+    const job: Job = {
+      request,
+      revision,
+      startedAt,
+      result: "running",
+      machines: new Map(request.machines.map((m) => [m, { machine: m, phase: "queued", tail: new OutputTail(), abort: new AbortController() }])),
+      log,
+      onChange,
+    };
+    this.jobs.set(request.id, job);
+    const runs = [...job.machines.values()].map((m) => (m.settled = this.runMachine(job, m)));
+    const done = Promise.all(runs).then(() => this.finish(job));
+    return { done, current: () => snapshot(job) };
+  }
+
+  active(): DeployState[] {
+    return [...this.jobs.values()].map(snapshot);
+  }
+
+  async cancel(id: number, by: string, machine?: string): Promise<boolean> {
+    const job = this.jobs.get(id);
+    if (!job) return false;
+    const targets = [...job.machines.values()].filter((m) => !FINAL_PHASES.has(m.phase) && (machine === undefined || m.machine === machine));
+    if (!targets.length) return false;
+    if (machine === undefined) job.cancelledBy = by;
+    for (const m of targets) {
+      m.note = `cancelled by ${by}`;
+      m.abort.abort(new Error(m.note));
+    }
+    await Promise.all(targets.map((m) => m.settled));
+    return true;
+  }
+
+  history(limit: number, machine?: string) {
+    return recentDeploys(this.o.db, this.o.clan, limit, machine);
+  }
+
+  locks(): Promise<MachineLock[]> {
+    return activeLocks(this.o.db, this.o.clan, this.o.clock.now());
+  }
+
+  lock(lock: MachineLock) {
+    return takeLock(this.o.db, this.o.clan, lock, this.o.clock.now());
+  }
+
+  unlock(machine: string) {
+    return releaseLock(this.o.db, this.o.clan, machine, this.o.clock.now());
+  }
+
+  private async runMachine(job: Job, m: LiveMachine): Promise<void> {
+    const { request } = job;
+    let release: (() => void) | undefined;
+    try {
+      if (request.kind === "switch") {
+        m.ticket = this.queue.enter(m.machine, job);
+        this.setWaiting(job, m);
+        await untilAborted(m.ticket.granted, m.abort.signal);
+      }
+      if (this.slots.inUse >= this.o.parallel) {
+        m.waiting = { kind: "slot", running: this.slots.inUse };
+        this.emit(job);
+      }
+      release = await this.slots.acquire(m.abort.signal);
+      m.waiting = undefined;
+      if (request.kind === "switch") {
+        const lock = await lockOf(this.o.db, this.o.clan, m.machine, this.o.clock.now());
+        if (lock && lock.holder !== request.sender) {
+          m.note = `locked by ${lock.holder}${lock.reason ? ` (${lock.reason})` : ""}`;
+          return await this.end(job, m, "skipped");
+        }
+      }
+      const result = await this.runProcess(job, m);
+      const phase: FinalPhase = result.cancelled
+        ? "cancelled"
+        : result.timedOut
+          ? "timed-out"
+          : result.exitCode === 0 && result.startError === undefined
+            ? "done"
+            : "failed";
+      if (result.startError !== undefined) m.tail.push(startErrorText(request.kind === "dry-run" ? this.o.nixCommand : this.o.clanCommand, result.startError));
+      if (phase === "timed-out") m.note = `stopped after ${formatDuration(this.o.timeoutMs)}`;
+      m.exitCode = result.exitCode;
+      await this.end(job, m, phase);
+    } catch (err) {
+      if (m.abort.signal.aborted) return await this.end(job, m, "cancelled");
+      m.tail.push(`clanbot: ${err instanceof Error ? err.message : String(err)}`);
+      this.o.log.error({ err, deploy: request.id, machine: m.machine }, "deploy of a machine failed inside the bot");
+      await this.end(job, m, "failed");
+    } finally {
+      release?.();
+      m.ticket?.leave();
+    }
+  }
+
+  private async runProcess(job: Job, m: LiveMachine): Promise<RunResult> {
+    const { request } = job;
+    const { db, clock } = this.o;
+    m.phase = "building";
+    m.startedAt = clock.now();
+    this.emit(job);
+    const [file, args] =
+      request.kind === "dry-run"
+        ? [this.o.nixCommand, dryRunArgs(this.o.flake, m.machine)]
+        : [this.o.clanCommand, ["machines", "update", m.machine, "--host-key-check", "accept-new", "--flake", this.o.flake]];
+    const prefix = `[${m.machine}] `;
+    job.log.line(`${prefix}clanbot: $ ${[file, ...args].join(" ")}`);
+    let recording: Promise<void> = Promise.resolve();
+    const result = await runProcess(file, args, {
+      cwd: this.o.flake,
+      timeoutMs: this.o.timeoutMs,
+      killGraceMs: this.o.killGraceMs,
+      signal: m.abort.signal,
+      ...(this.o.env ? { env: this.o.env } : {}),
+      onSpawn: (pid) => {
+        recording = machineStarted(db, request.id, m.machine, m.startedAt as number, pid, processStartTime(pid));
+      },
+      onLine: (line, stream) => {
+        job.log.line(line.startsWith(prefix) ? line : prefix + line);
+        m.tail.push(line);
+        // A dry run's result is what nix prints on stdout; a deploy's is the system profile it sets.
+        const path = request.kind === "switch" || stream === "stdout" ? systemPathIn(line) : undefined;
+        if (path) m.storePath = path;
+        const next = phaseAfter(m.phase, line);
+        if (next !== m.phase) {
+          m.phase = next;
+          this.emit(job);
+        }
+      },
+    });
+    await recording;
+    const how = result.cancelled
+      ? "cancelled"
+      : result.timedOut
+        ? "timed out"
+        : result.exitCode !== undefined
+          ? `exit status ${result.exitCode}`
+          : `killed by ${result.signal ?? "a signal"}`;
+    job.log.line(`${prefix}clanbot: ${how} after ${formatDuration(result.durationMs)}`);
+    return result;
+  }
+
+  private async end(job: Job, m: LiveMachine, phase: FinalPhase): Promise<void> {
+    m.phase = phase;
+    m.waiting = undefined;
+    m.finishedAt = this.o.clock.now();
+    await machineFinished(this.o.db, job.request.id, m.machine, { state: phase, at: m.finishedAt, exitCode: m.exitCode, storePath: m.storePath });
+    this.emit(job);
+  }
+
+  private async finish(job: Job): Promise<DeployState> {
+    const phases = [...job.machines.values()].map((m) => m.phase);
+    job.result = job.cancelledBy
+      ? "cancelled"
+      : phases.includes("failed")
+        ? "failed"
+        : phases.includes("timed-out")
+          ? "timed-out"
+          : phases.includes("cancelled")
+            ? "cancelled"
+            : phases.every((p) => p === "skipped")
+              ? "failed"
+              : "ok";
+    job.finishedAt = this.o.clock.now();
+    job.log.line(`# ended ${new Date(job.finishedAt).toISOString()}: ${job.result}`);
+    job.log.close();
+    await finishDeploy(this.o.db, job.request.id, job.result as Exclude<DeployResult, "running">, job.finishedAt, job.cancelledBy);
+    this.jobs.delete(job.request.id);
+    const state = snapshot(job);
+    job.onChange(state);
+    return state;
+  }
+
+  logFile(id: number): Promise<LogAttachment> {
+    return packLog(join(this.o.logDir, `deploy-${id}.log`));
+  }
+
+  private setWaiting(job: Job, m: LiveMachine): void {
+    const t = m.ticket;
+    if (!t || FINAL_PHASES.has(m.phase) || m.phase !== "queued") return;
+    const position = t.position();
+    const holder = t.holder();
+    if (position > 0 && holder) {
+      const since = holder.machines.get(m.machine)?.startedAt ?? holder.startedAt;
+      m.waiting = { kind: "machine", position, deployId: holder.request.id, sender: holder.request.sender, since };
+    } else if (m.waiting?.kind === "machine") m.waiting = undefined;
+    this.emit(job);
+  }
+
+  private refreshWaiting(machine: string): void {
+    for (const job of this.queue.owners(machine)) {
+      const m = job.machines.get(machine);
+      if (m) this.setWaiting(job, m);
+    }
+  }
+
+  private emit(job: Job): void {
+    if (job.result !== "running") return;
+    job.onChange(snapshot(job));
+  }
+}
+
+function snapshot(job: Job): DeployState {
+  const machines: MachineRun[] = [...job.machines.values()].map((m) => ({
+    machine: m.machine,
+    phase: m.phase,
+    tail: m.phase === "failed" || m.phase === "timed-out" ? m.tail.get() : [],
+    ...(m.startedAt !== undefined ? { startedAt: m.startedAt } : {}),
+    ...(m.finishedAt !== undefined ? { finishedAt: m.finishedAt } : {}),
+    ...(m.waiting ? { waiting: m.waiting } : {}),
+    ...(m.exitCode !== undefined ? { exitCode: m.exitCode } : {}),
+    ...(m.storePath ? { storePath: m.storePath } : {}),
+    ...(m.note ? { note: m.note } : {}),
+  }));
+  return {
+    id: job.request.id,
+    kind: job.request.kind,
+    sender: job.request.sender,
+    revision: job.revision,
+    startedAt: job.startedAt,
+    result: job.result,
+    machines,
+    ...(job.finishedAt !== undefined ? { finishedAt: job.finishedAt } : {}),
+    ...(job.cancelledBy ? { cancelledBy: job.cancelledBy } : {}),
+  };
+}
+
+/** `nix build` of a machine's system without switching to it. */
+export function dryRunArgs(flake: string, machine: string): string[] {
+  return [
+    "--extra-experimental-features",
+    "nix-command flakes",
+    "build",
+    `${flake}#nixosConfigurations.${machine}.config.system.build.toplevel`,
+    "--no-link",
+    "--print-out-paths",
+  ];
+}
+
+function startErrorText(command: string, code: string): string {
+  const why = { ENOENT: "was not found", EACCES: "is not executable" }[code] ?? `could not be started (${code})`;
+  return `clanbot: '${command}' ${why}`;
+}
+
+/** Waits for `p`, or rejects as soon as `signal` aborts. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}

@@ -1,0 +1,61 @@
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { basename } from "node:path";
+import { createGzip } from "node:zlib";
+import type { LogAttachment } from "../commands/deploy-types.ts";
+
+export interface PackOptions {
+  /** Logs up to this size are attached as plain text; larger ones are gzipped. */
+  plainMax?: number;
+  /** The most that is sent: when even the compressed log is larger, only its last part is sent. */
+  sendMax?: number;
+}
+
+/**
+ * A log file as an attachment: plain text when small, gzip when large; when it is huge, only its
+ * last part, so an upload never holds more than about `sendMax` bytes in memory.
+ */
+export async function packLog(path: string, opts: PackOptions = {}): Promise<LogAttachment> {
+  const plainMax = opts.plainMax ?? 256 * 1024;
+  const sendMax = opts.sendMax ?? 16 * 1024 * 1024;
+  const { size } = await stat(path);
+  const name = basename(path);
+  if (size <= plainMax) {
+    return { name, mimetype: "text/plain", data: await readRange(path, 0, size) };
+  }
+  const whole = await gzipRange(path, 0, sendMax);
+  if (whole) return { name: `${name}.gz`, mimetype: "application/gzip", data: whole };
+  // Incompressible enough that it does not fit: the end of it (where failures are) compressed.
+  let start = Math.max(0, size - sendMax);
+  for (;;) {
+    const tail = await gzipRange(path, start, sendMax);
+    if (tail) return { name: `${name}.end.gz`, mimetype: "application/gzip", data: tail, truncatedFrom: size };
+    start += Math.ceil((size - start) / 2);
+  }
+}
+
+async function readRange(path: string, start: number, size: number): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const c of createReadStream(path, { start, end: start + size - 1 })) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The gzip of the file from `start`, or undefined as soon as it grows past `max`. */
+async function gzipRange(path: string, start: number, max: number): Promise<Uint8Array | undefined> {
+  const gzip = createGzip({ level: 6 });
+  const input = createReadStream(path, { start });
+  input.on("error", (err) => gzip.destroy(err));
+  input.pipe(gzip);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const c of gzip) {
+    total += (c as Buffer).length;
+    if (total > max) {
+      input.destroy();
+      gzip.destroy();
+      return undefined;
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
