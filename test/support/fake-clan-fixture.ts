@@ -13,11 +13,13 @@ import { fileURLToPath } from "node:url";
 export const fakeClanDir: string = path.join(path.dirname(fileURLToPath(import.meta.url)), "fake-clan");
 /** Absolute path of the fake `clan` executable. */
 export const fakeClanPath: string = path.join(fakeClanDir, "clan");
+/** Absolute path of the fake `nix` (only `nix build` of a machine's system, for dry runs). */
+export const fakeNixPath: string = path.join(fakeClanDir, "nix");
 export const FIXTURE_FILE = "clan-fixture.json";
 /** Exit status of the fake for a clan command it does not emulate, or a bad fixture. */
 export const NOT_EMULATED_EXIT = 99;
 
-export type FakeClanCommand = "machines list" | "machines update" | "select" | "backups create" | "backups list" | "backups restore";
+export type FakeClanCommand = "machines list" | "machines update" | "select" | "backups create" | "backups list" | "backups restore" | "nix build";
 
 /** true: every machine; a list: only these machines. */
 export type MachineSwitch = boolean | string[];
@@ -74,6 +76,8 @@ export interface FakeClanFixture {
 }
 
 export interface FakeClanInvocation {
+  /** Set by the fake `nix`; absent for `clan`. */
+  program?: "nix";
   argv: string[];
   cwd: string;
   pid: number;
