@@ -15,7 +15,10 @@ const PHASE_MARK: Record<MachineRun["phase"], string> = {
 };
 
 function ordinal(n: number): string {
-  return n === 1 ? "next" : `${n}${n === 2 ? "nd" : n === 3 ? "rd" : "th"} in line`;
+  if (n === 1) return "next";
+  const teen = n % 100 >= 11 && n % 100 <= 13;
+  const suffix = teen ? "th" : ({ 1: "st", 2: "nd", 3: "rd" } as Record<number, string>)[n % 10] ?? "th";
+  return `${n}${suffix} in line`;
 }
 
 function machineLine(run: MachineRun, s: DeployState, now: number): Message {

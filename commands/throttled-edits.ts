@@ -44,16 +44,20 @@ export class ThrottledEdits {
     this.pending = undefined;
     await this.inFlight;
     if (m.html === this.shown) return;
-    const wait = this.last + this.gapMs - this.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    // Timers may fire a millisecond early by the clock: wait until the gap has really passed.
+    for (let wait = this.remaining(); wait > 0; wait = this.remaining()) await new Promise((r) => setTimeout(r, wait));
     await this.send(m);
+  }
+
+  private remaining(): number {
+    return this.last + this.gapMs - this.now();
   }
 
   private schedule(): void {
     if (this.timer || this.inFlight) return;
-    const wait = Math.max(0, this.last + this.gapMs - this.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      if (this.remaining() > 0) return this.schedule();
       const m = this.pending;
       this.pending = undefined;
       if (m && m.html !== this.shown) {
@@ -62,7 +66,7 @@ export class ThrottledEdits {
           if (this.pending) this.schedule();
         });
       }
-    }, wait);
+    }, Math.max(0, this.remaining()));
   }
 
   private async send(m: Message): Promise<void> {

@@ -35,6 +35,8 @@ export async function packLog(path: string, opts: PackOptions = {}): Promise<Log
 }
 
 async function readRange(path: string, start: number, size: number): Promise<Uint8Array> {
+  // createReadStream refuses an empty range (end = start - 1), as in an empty log.
+  if (size === 0) return new Uint8Array(0);
   const chunks: Buffer[] = [];
   for await (const c of createReadStream(path, { start, end: start + size - 1 })) chunks.push(c as Buffer);
   return Buffer.concat(chunks);

@@ -125,7 +125,10 @@ export const MAX_LINE_CHARS = 64 * 1024;
 export function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): Promise<void> {
   let partial = "";
   stream.setEncoding("utf8");
-  const emit = (line: string): void => onLine(line.endsWith("\r") ? line.slice(0, -1) : line);
+  const emit = (raw: string): void => {
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    for (let at = 0; at < line.length || at === 0; at += MAX_LINE_CHARS) onLine(line.slice(at, at + MAX_LINE_CHARS));
+  };
   stream.on("data", (chunk: string) => {
     let start = 0;
     for (let nl = chunk.indexOf("\n"); nl !== -1; nl = chunk.indexOf("\n", start)) {

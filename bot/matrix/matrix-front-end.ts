@@ -132,7 +132,8 @@ export class MatrixFrontEnd {
     if (line === undefined) return;
     if (!(await claimEvent(db, eventId, clan, clock.now()))) return;
     const sender = event.getSender() as string;
-    await this.d.dispatcher.dispatch(
+    // Not awaited: the dispatcher tracks running commands itself, and a deploy may run for an hour.
+    void this.d.dispatcher.dispatch(
       {
         clan,
         room: room.roomId,
