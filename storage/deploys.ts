@@ -128,14 +128,7 @@ export async function interruptDeploys(db: Db, now: number): Promise<Interrupted
         [r.id],
       );
       out.push({
-        id: r.id,
-        clan: r.clan,
-        room: r.room,
-        eventId: r.event_id ?? undefined,
-        kind: r.kind,
-        sender: r.sender,
-        startedAt: r.started_at,
-        machines: machines.map((m) => m.machine),
+        ...interruptedOf(r, machines.map((m) => m.machine)),
         processes: machines
           .filter((m) => m.state === "running" && m.pid !== null)
           .map((m) => ({ machine: m.machine, pid: m.pid as number, pidStart: m.pid_start ?? undefined })),
@@ -160,16 +153,11 @@ export async function unannouncedDeploys(db: Db, clan: string): Promise<Unannoun
        FROM deploys d WHERE d.clan = ? AND d.announced = 0 ORDER BY d.id`,
     [clan],
   );
-  return rows.map((r) => ({
-    id: r.id,
-    clan: r.clan,
-    room: r.room,
-    eventId: r.event_id ?? undefined,
-    kind: r.kind,
-    sender: r.sender,
-    startedAt: r.started_at,
-    machines: (JSON.parse(r.machines) as string[]).sort(),
-  }));
+  return rows.map((r) => interruptedOf(r, (JSON.parse(r.machines) as string[]).sort()));
+}
+
+function interruptedOf(r: InterruptedRow, machines: string[]): UnannouncedDeploy {
+  return { id: r.id, clan: r.clan, room: r.room, eventId: r.event_id ?? undefined, kind: r.kind, sender: r.sender, startedAt: r.started_at, machines };
 }
 
 export async function markAnnounced(db: Db, id: number): Promise<void> {
