@@ -1,7 +1,10 @@
-// `npm run bench`: clanbot's latency against a bare echo bot, and one bot process in many rooms.
+// `npm run bench`: clanbot's latency against a bare echo bot, one bot process in many rooms, and
+// `!deploy` of many machines (fake clan) against the fake clan run alone.
 // Prints a table of figures with their goals and verdicts; exits 0 even when a goal is missed.
-//   node bench/run.ts [--quick] [--only latency|scale] [--bot-node-options="<V8/Node flags for clanbot>"]
+//   node bench/run.ts [--quick] [--only latency|scale|deploy] [--bot-node-options="<V8/Node flags for clanbot>"]
 import { parseArgs } from "node:util";
+import { runDeployBench, type DeployBenchResult, type DeployRecordTimes } from "./deploy.ts";
+import type { ObservedDeploy } from "./deploy-observe.ts";
 import { runLatency, type BotLatency, type LatencyResult } from "./latency.ts";
 import { STOP_GRACE_MS, type Stopped } from "./proc.ts";
 import { runScale, type ScaleResult } from "./scale.ts";
@@ -10,6 +13,9 @@ import { formatTable, mb, ms, ratio, seconds, type Row } from "./stats.ts";
 const LATENCY_RATIO_GOAL = 1.1;
 const SCALE_P99_GOAL_MS = 250;
 const RSS_GOAL = 300 * 2 ** 20;
+const DEPLOY_RATIO_GOAL = 1.05;
+const EDIT_GAP_GOAL_MS = 2000;
+const DEPLOY_RSS_GROWTH_GOAL = 50 * 2 ** 20;
 
 const { values: args } = parseArgs({
   options: {
@@ -95,6 +101,139 @@ function scaleRows(r: ScaleResult): Row[] {
   ];
 }
 
+/** The status message's edits: at most one per 2 s (by origin_server_ts), none after the end. */
+function editRows(what: string, runs: readonly ObservedDeploy[]): Row[] {
+  const allowedOf = (d: ObservedDeploy): number => Math.floor((d.outcomeTs - d.commandTs) / EDIT_GAP_GOAL_MS) + 1;
+  const minGap = Math.min(...runs.map((d) => d.minGapMs));
+  return [
+    {
+      metric: `${what}: status edits (m.replace)`,
+      value: runs.map((d) => `${d.edits} in ${seconds(d.outcomeTs - d.commandTs)}`).join("; "),
+      goal: `<= ${runs.map(allowedOf).join("; ")} (1 per 2 s + 1)`,
+      met: runs.every((d) => d.edits <= allowedOf(d) && d.editsAfterOutcome === 0),
+    },
+    {
+      metric: `${what}: min gap between status messages`,
+      value: Number.isFinite(minGap) ? `${minGap} ms` : "n/a (no edit)",
+      baseline: `gaps ${runs.map((d) => d.gapsMs.join(", ")).join("; ")} ms`,
+      goal: `>= ${EDIT_GAP_GOAL_MS} ms`,
+      met: !(minGap < EDIT_GAP_GOAL_MS),
+    },
+  ];
+}
+
+/** The middle value; the mean of the two middle ones for an even count (so 2 runs are averaged). */
+function median(v: readonly number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  const mid = s.length / 2;
+  return s.length === 0 ? Number.NaN : s.length % 2 ? (s[Math.floor(mid)] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+const list = (v: readonly number[], f: (x: number) => string): string => v.map(f).join(", ");
+
+/** Where a deploy's time went: command -> deploy start -> deploy end (bot's SQLite) -> final edit -> ✅. */
+function phases(d: ObservedDeploy, rec: DeployRecordTimes | undefined): string {
+  if (!rec) return "n/a";
+  const lastEdit = d.messageTs.at(-1) ?? Number.NaN;
+  const s = (v: number): string => (v / 1000).toFixed(2);
+  return `${s(rec.startedAt - d.commandTs)} + ${s(rec.finishedAt - rec.startedAt)} + ${s(lastEdit - rec.finishedAt)} + ${s(d.outcomeTs - lastEdit)} s`;
+}
+
+function deployRows(r: DeployBenchResult): Row[] {
+  const fleet = `deploy ${r.machines} x ${seconds(r.delayMs)}, parallel ${r.parallel}`;
+  const runs = r.fleet.map((f) => f.observed);
+  const walls = runs.map((d) => d.outcomeTs - d.commandTs);
+  const wall = median(walls);
+  const base = r.baselines.map((b) => b.wallMs);
+  const baseMedian = median(base);
+  const baseRuns = r.baselines.flatMap((b) => b.runs.map((x) => x.ms));
+  const recs = r.fleet.map((f) => f.record).filter((x): x is DeployRecordTimes => x !== undefined);
+  const waves = Math.ceil(r.machines / r.parallel);
+  const g = r.big.observed;
+  const big = `deploy of ${r.bigBytes >= 1e9 ? `${(r.bigBytes / 1e9).toFixed(0)} GB` : `${(r.bigBytes / 1e6).toFixed(0)} MB`} output`;
+  const bigRec = r.big.record;
+  const growth = r.big.rssPeak - r.big.rssBefore;
+  const file = g.file;
+  const whole = file !== undefined && r.big.unpackedBytes === r.big.logBytes;
+  return [
+    { metric: `deploy: fake clan alone, 1 machine, delayMs 0 (p50)`, value: ms(r.overhead.p50), baseline: `${r.cores} CPU cores` },
+    {
+      metric: `deploy: ideal ${r.machines}/${r.parallel} x ${seconds(r.delayMs)}; with that start-up`,
+      value: `${seconds(r.idealMs)}; ${seconds(waves * (r.delayMs + r.overhead.p50))}`,
+    },
+    {
+      metric: `${fleet}: fake clan alone (baseline)`,
+      value: `${list(base, seconds)} (median ${seconds(baseMedian)})`,
+      baseline: `per machine p50 ${ms(median(baseRuns))}`,
+    },
+    {
+      metric: `${fleet}: result`,
+      value: runs.map((d) => `${d.outcome ?? "no answer"} ${d.resultLine}`).join("; "),
+      goal: "✅",
+      met: runs.every((d) => d.outcome === "✅"),
+    },
+    { metric: `${fleet}: command -> ✅ (bot wall time)`, value: `${list(walls, seconds)} (median ${seconds(wall)})` },
+    {
+      metric: `${fleet}: bot / ideal`,
+      value: ratio(wall / r.idealMs),
+      baseline: `vs ${seconds(r.idealMs)}`,
+      goal: "(5% goal: on the baseline ratio)",
+    },
+    {
+      metric: `${fleet}: bot / fake clan alone`,
+      value: ratio(wall / baseMedian),
+      baseline: `median vs median`,
+      goal: `<= ${DEPLOY_RATIO_GOAL.toFixed(2)}x (within 5%)`,
+      met: wall / baseMedian <= DEPLOY_RATIO_GOAL,
+    },
+    {
+      metric: `${fleet}: to start + run + final edit + ✅`,
+      value: r.fleet.map((f) => phases(f.observed, f.record)).join("; "),
+      baseline: recs.length ? `run / fake alone ${ratio(median(recs.map((x) => x.finishedAt - x.startedAt)) / baseMedian)}` : "",
+    },
+    {
+      metric: `${fleet}: per machine p50 / max; slots busy`,
+      value: recs.map((x) => `${ms(x.perMachine.p50)} / ${ms(x.perMachine.max)}; ${(100 * x.slotUse).toFixed(0)} %`).join("; ") || "n/a",
+      baseline: `fake alone p50 ${ms(median(baseRuns))}`,
+    },
+    {
+      metric: `${fleet}: bot CPU; RSS peak`,
+      value: r.fleet.map((f) => `${seconds(f.botCpuMs)}; ${mb(f.rssPeak)}`).join("; "),
+    },
+    ...editRows(fleet, runs),
+    { metric: `${big}: result`, value: `${g.outcome ?? "no answer"} ${g.resultLine}`, goal: "✅", met: g.outcome === "✅" },
+    {
+      metric: `${big}: command -> ✅`,
+      value: seconds(g.outcomeTs - g.commandTs),
+      baseline: `fake alone ${seconds(r.big.baselineMs)} (${(r.big.baselineBytes / 1e6).toFixed(0)} MB read)`,
+    },
+    {
+      metric: `${big}: to start + run + final edit + ✅`,
+      value: phases(g, bigRec),
+      baseline: bigRec ? `run: ${(r.bigBytes / 1e6 / ((bigRec.finishedAt - bigRec.startedAt) / 1000)).toFixed(0)} MB/s` : "",
+    },
+    { metric: `${big}: bot CPU`, value: seconds(r.big.botCpuMs) },
+    { metric: `${big}: RSS before / peak / +2 s after`, value: `${mb(r.big.rssBefore)} / ${mb(r.big.rssPeak)} / ${mb(r.big.rssAfter)}` },
+    { metric: `${big}: RSS peak growth (100 ms samples)`, value: mb(growth), goal: "< 50 MB", met: growth < DEPLOY_RSS_GROWTH_GOAL },
+    {
+      metric: `${big}: RSS growth while running / after (gzip, upload)`,
+      value: `${mb(r.big.rssPeakRunning - r.big.rssBefore)} / ${mb(r.big.rssPeakPacking - r.big.rssBefore)}`,
+    },
+    { metric: `${big}: VmHWM before -> after`, value: `${mb(r.big.hwmBefore)} -> ${mb(r.big.hwmAfter)}` },
+    {
+      metric: `${big}: log attached`,
+      value: file
+        ? `${file.name}, ${mb(file.size)}; unpacks to ${mb(r.big.unpackedBytes)} of ${mb(r.big.logBytes)} on disk${whole ? " (whole)" : ""}`
+        : "no file",
+      baseline: g.otherReplies.join(" / "),
+      goal: "arrives",
+      met: file !== undefined,
+    },
+    ...editRows(big, [g]),
+    { metric: `deploy: temp dir (flakes, state, big log) removed`, value: r.tempRemoved ? "yes" : "no", goal: "yes", met: r.tempRemoved },
+    stopRow(`deploy: clanbot`, r.stop),
+  ];
+}
+
 async function main(): Promise<void> {
   const began = performance.now();
   const rows: Row[] = [];
@@ -116,6 +255,15 @@ async function main(): Promise<void> {
       failures.push(`scale: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     }
   }
+  if (args.only === undefined || args.only === "deploy") {
+    const machines = quick ? 20 : 50;
+    const bigBytes = quick ? 1e8 : 1e9;
+    try {
+      rows.push(...deployRows(await runDeployBench({ machines, rounds: quick ? 1 : 3, parallel: 10, delayMs: 1000, bigBytes, bigDelayMs: 100, progress, botNodeOptions })));
+    } catch (err) {
+      failures.push(`deploy: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  }
   const flags = botNodeOptions ? `, clanbot NODE_OPTIONS="${botNodeOptions}"` : "";
   process.stdout.write(`\nclanbot benchmark${quick ? " (quick)" : ""}, Node ${process.version}${flags}, ${((performance.now() - began) / 1000).toFixed(0)} s\n\n`);
   process.stdout.write(`${formatTable(rows)}\n`);
@@ -130,6 +278,12 @@ async function main(): Promise<void> {
       "at a time, so background load on the machine falls on both alike; p99 of 1,000 samples still moves by tens of",
       "percent between runs. Scale: commands go out on a fixed schedule without waiting for answers. RSS is the bot",
       "process's VmRSS (bot/main.ts under Node's type stripping, which adds ~17 MB over the built dist/ JavaScript).",
+      "Deploy: the real bot runs the fake clan (test/support/fake-clan) for `!deploy tag:bench`; its wall time is the",
+      "command's origin_server_ts to the ✅'s, against the fake clan alone doing the same updates at the same width",
+      "from this process (no bot), run before each bot deploy and once after (medians compared). Every fake deploy",
+      "starts ~5 Node processes, so on a machine with few cores the fake alone is far from the ideal. \"to start +",
+      "run + final edit + ✅\" splits the wall time with the bot's own records (SQLite). RSS growth: VmRSS sampled",
+      "every 100 ms during the deploy printing a lot, against the median of the second before the command.",
       "",
     ].join("\n"),
   );

@@ -52,13 +52,16 @@ export async function runDeploy(ctx: CommandContext, kind: DeployKind, machines:
     edits = new ThrottledEdits(status, first, { gapMs: STATUS_EDIT_GAP_MS, now, log: ctx.log });
     edits.show(formatDeployStatus(running.current(), now()));
     const final = await running.done;
-    await edits.finish(formatDeployStatus(final, now()));
-    const log = await ctx.deploys.logFile(ctx.runId);
-    await ctx.replyFile(log);
-    if (log.truncatedFrom !== undefined) {
-      const mb = Math.round(log.truncatedFrom / 1e6);
-      await ctx.reply(concat(`The log is ${mb} MB: only its end is attached; the whole log stays on the bot's host.`));
-    }
+    // The final edit may have to wait for its 2 s gap: pack and post the log meanwhile.
+    const attach = async (): Promise<void> => {
+      const log = await ctx.deploys.logFile(ctx.runId);
+      await ctx.replyFile(log);
+      if (log.truncatedFrom !== undefined) {
+        const mb = Math.round(log.truncatedFrom / 1e6);
+        await ctx.reply(concat(`The log is ${mb} MB: only its end is attached; the whole log stays on the bot's host.`));
+      }
+    };
+    await Promise.all([edits.finish(formatDeployStatus(final, now())), attach()]);
     return final;
   } finally {
     ctx.signal.removeEventListener("abort", stopOnShutdown);

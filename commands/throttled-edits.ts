@@ -78,5 +78,7 @@ export class ThrottledEdits {
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, "could not edit a status message");
     }
+    // The gap counts from when the edit was stored, not from when it was sent.
+    this.last = this.now();
   }
 }

@@ -9,11 +9,14 @@ const ORDER: readonly MachinePhase[] = ["building", "copying", "activating"];
 const COPYING = [/\$ nix\b.* copy --to \S+ .*-nixos-system-/, /copying path '[^']*-nixos-system-[^']*' to '/, /copying \d+ paths?\b/];
 const ACTIVATING = [/nix-env -p \/nix\/var\/nix\/profiles\/system --set /, /switch-to-configuration (boot|switch|test)\b/, /^activating the configuration/];
 
+const HINT = /cop|switch-to-configuration|nix-env|activating/;
+
 /** The phase after `line`, given the phase before it. */
 export function phaseAfter(current: MachinePhase, line: string): MachinePhase {
-  const text = stripMachinePrefix(line);
   const at = ORDER.indexOf(current);
-  if (at === -1) return current;
+  // Most lines are build output: only lines with these words can move a phase.
+  if (at === -1 || !HINT.test(line)) return current;
+  const text = stripMachinePrefix(line);
   let seen = current;
   if (COPYING.some((r) => r.test(text))) seen = "copying";
   if (ACTIVATING.some((r) => r.test(text))) seen = "activating";
@@ -25,6 +28,7 @@ const SET_PROFILE = /nix-env -p \/nix\/var\/nix\/profiles\/system --set (\/nix\/
 
 /** The system store path a line names: the profile being set (deploy), or a bare store path (build output). */
 export function systemPathIn(line: string): string | undefined {
+  if (!line.includes("/nix/store/")) return undefined;
   const text = stripMachinePrefix(line).trimEnd();
   const set = SET_PROFILE.exec(text);
   if (set) return set[1];

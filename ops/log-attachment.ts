@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { stat } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { createGzip } from "node:zlib";
 import type { LogAttachment } from "../commands/deploy-types.ts";
@@ -42,22 +42,40 @@ async function readRange(path: string, start: number, size: number): Promise<Uin
   return Buffer.concat(chunks);
 }
 
-/** The gzip of the file from `start`, or undefined as soon as it grows past `max`. */
+/**
+ * The gzip of the file from `start`, or undefined as soon as it grows past `max`. The file is read
+ * through one reused buffer, so packing a gigabyte leaves no gigabyte of garbage behind.
+ */
 async function gzipRange(path: string, start: number, max: number): Promise<Uint8Array | undefined> {
   const gzip = createGzip({ level: 6 });
-  const input = createReadStream(path, { start });
-  input.on("error", (err) => gzip.destroy(err));
-  input.pipe(gzip);
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const c of gzip) {
-    total += (c as Buffer).length;
-    if (total > max) {
-      input.destroy();
-      gzip.destroy();
-      return undefined;
+  gzip.on("data", (c: Buffer) => {
+    total += c.length;
+    if (total <= max) chunks.push(c);
+  });
+  const ended = new Promise<void>((resolve, reject) => {
+    gzip.once("end", resolve);
+    gzip.once("error", reject);
+  });
+  const file = await open(path, "r");
+  try {
+    const buf = Buffer.allocUnsafe(256 * 1024);
+    for (let pos = start; total <= max; ) {
+      const { bytesRead } = await file.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      // zlib takes the chunk in later: the buffer is reused only once the write is done.
+      await new Promise<void>((resolve, reject) => gzip.write(buf.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve())));
     }
-    chunks.push(c as Buffer);
+  } finally {
+    await file.close();
   }
-  return Buffer.concat(chunks);
+  if (total > max) {
+    gzip.destroy();
+    return undefined;
+  }
+  gzip.end();
+  await ended;
+  return total > max ? undefined : Buffer.concat(chunks);
 }
