@@ -1,9 +1,9 @@
-import { closest, distance } from "fastest-levenshtein";
 import type { Deploys } from "../commands/deploy-types.ts";
 import { Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
 import { code, concat, formatDuration, type Message } from "../commands/format.ts";
 import { findCommand } from "../commands/help.ts";
 import { allows, levelFor } from "../commands/levels.ts";
+import { nearest } from "../commands/suggest.ts";
 import { bindInput, tokenize } from "../commands/parse-input.ts";
 import type {
   Attachment,
@@ -213,9 +213,8 @@ export class Dispatcher {
   private unknownCommand(name: string): Message {
     const { table, prefix } = this.deps;
     const names = table.flatMap((c) => [c.name, ...(c.aliases ?? [])]);
-    const guess = name ? closest(name, names) : undefined;
-    const near = guess !== undefined && distance(name, guess) <= Math.max(2, Math.floor(name.length / 3));
-    const suggestion = near ? concat(" Did you mean ", code(prefix + (findCommand(table, guess)?.name ?? guess)), "?") : "";
+    const guess = nearest(name, names);
+    const suggestion = guess !== undefined ? concat(" Did you mean ", code(prefix + (findCommand(table, guess)?.name ?? guess)), "?") : "";
     return concat("I don't know the command ", code(prefix + name), ".", suggestion, " ", code(`${prefix}help`), " lists what I can do.");
   }
 }

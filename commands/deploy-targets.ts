@@ -1,5 +1,5 @@
-import { closest, distance } from "fastest-levenshtein";
 import { UserError } from "./errors.ts";
+import { nearest } from "./suggest.ts";
 import type { CommandContext, Machine } from "./types.ts";
 
 export interface Targets {
@@ -64,9 +64,8 @@ function unknownWord(word: string, inventory: readonly Machine[]): string | unde
 }
 
 function suggest(word: string, options: readonly string[], prefix = ""): string {
-  if (!options.length) return "";
-  const guess = closest(word, options as string[]);
-  return distance(word, guess) <= Math.max(2, Math.floor(word.length / 3)) ? ` Did you mean '${prefix}${guess}'?` : "";
+  const guess = nearest(word, options);
+  return guess !== undefined ? ` Did you mean '${prefix}${guess}'?` : "";
 }
 
 /** Chat input is shown back, but never at any length. */

@@ -1,6 +1,6 @@
 import { formatDuration } from "../commands/format.ts";
 import type { Machine } from "../commands/types.ts";
-import { runProcess, type RunOptions, type RunResult } from "./process-runner.ts";
+import { runProcess, startErrorReason, type RunOptions, type RunResult } from "./process-runner.ts";
 
 /** A clan CLI run that did not succeed, with a message a person can act on. */
 export class ClanCliError extends Error {
@@ -66,7 +66,7 @@ export class ClanCli {
     });
     const what = `${purpose} failed: \`clan ${subcommand(args)}\``;
     if (result.startError !== undefined) {
-      const why = { ENOENT: "was not found", EACCES: "is not executable" }[result.startError] ?? `could not be started (${result.startError})`;
+      const why = startErrorReason(result.startError);
       throw new ClanCliError(`The clan CLI '${this.opts.command}' ${why}. Install clan or set clan.command in the config.`, "not-found", result);
     }
     if (result.cancelled) throw new ClanCliError(`${purpose} was cancelled.`, "cancelled", result);

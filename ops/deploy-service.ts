@@ -24,7 +24,7 @@ import { packLog } from "./log-attachment.ts";
 import { LogFile } from "./log-file.ts";
 import { MachineQueue, Slots, type QueueTicket } from "./machine-queue.ts";
 import { processStartTime } from "./process-identity.ts";
-import { runProcess, type RunResult } from "./process-runner.ts";
+import { runProcess, startErrorReason, type RunResult } from "./process-runner.ts";
 
 export interface DeployServiceOptions {
   clan: string;
@@ -101,7 +101,7 @@ export class DeployService implements Deploys {
     const { clock, db, clan, flake } = this.o;
     const revision = await gitRevision(flake);
     const startedAt = clock.now();
-    const logPath = join(this.o.logDir, `deploy-${request.id}.log`);
+    const logPath = this.logPathOf(request.id);
     await startDeploy(db, { ...request, clan, revision, startedAt, logPath });
     const log = new LogFile(logPath);
     const what = request.kind === "dry-run" ? "dry run" : "deploy";
@@ -219,6 +219,8 @@ export class DeployService implements Deploys {
       timeoutMs: this.o.timeoutMs,
       killGraceMs: this.o.killGraceMs,
       signal: m.abort.signal,
+      // The machine's own tail (both streams) is kept in onLine.
+      stderrTailLines: 0,
       ...(this.o.env ? { env: this.o.env } : {}),
       onSpawn: (pid) => {
         recording = machineStarted(db, request.id, m.machine, m.startedAt as number, pid, processStartTime(pid));
@@ -280,7 +282,11 @@ export class DeployService implements Deploys {
   }
 
   logFile(id: number): Promise<LogAttachment> {
-    return packLog(join(this.o.logDir, `deploy-${id}.log`));
+    return packLog(this.logPathOf(id));
+  }
+
+  private logPathOf(id: number): string {
+    return join(this.o.logDir, `deploy-${id}.log`);
   }
 
   private setWaiting(job: Job, m: LiveMachine): void {
@@ -346,8 +352,7 @@ export function dryRunArgs(flake: string, machine: string): string[] {
 }
 
 function startErrorText(command: string, code: string): string {
-  const why = { ENOENT: "was not found", EACCES: "is not executable" }[code] ?? `could not be started (${code})`;
-  return `clanbot: '${command}' ${why}`;
+  return `clanbot: '${command}' ${startErrorReason(code)}`;
 }
 
 /** Waits for `p`, or rejects as soon as `signal` aborts. */

@@ -12,6 +12,7 @@ export interface RunOptions {
   maxStdoutBytes?: number;
   /** Every output line, as it comes; memory stays bounded however much a process prints. */
   onLine?: (line: string, stream: "stdout" | "stderr") => void;
+  /** How many stderr lines to keep for the result; 0 when the caller keeps its own tail. */
   stderrTailLines?: number;
   /** Called once the process exists, with its pid (also its process group id). */
   onSpawn?: (pid: number) => void;
@@ -85,7 +86,7 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
   const readLines = (stream: NodeJS.ReadableStream | null, name: "stdout" | "stderr"): Promise<void> => {
     if (!stream) return Promise.resolve();
     return eachLine(stream, (line) => {
-      if (name === "stderr") {
+      if (name === "stderr" && tailMax > 0) {
         tail.push(line);
         if (tail.length > tailMax) tail.shift();
       }
@@ -116,6 +117,11 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
     clearTimeout(killTimer);
     opts.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/** Why an executable could not be started, for a message: "was not found". */
+export function startErrorReason(code: string): string {
+  return { ENOENT: "was not found", EACCES: "is not executable" }[code] ?? `could not be started (${code})`;
 }
 
 /** Longer lines are cut into pieces of this size, so a process printing without newlines cannot grow memory. */
