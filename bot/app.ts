@@ -4,11 +4,13 @@ import type { Clock } from "../commands/types.ts";
 import { ClanCli } from "../ops/clan-cli.ts";
 import { DeployService } from "../ops/deploy-service.ts";
 import { InventoryCache } from "../ops/inventory-cache.ts";
+import { loadBotKey, type BotKey } from "../ops/ssh-key.ts";
+import { SshMachineService } from "../ops/ssh-machines.ts";
 import { interruptRunningCommands, recentCommands } from "../storage/audit.ts";
 import { openDatabase, type Db } from "../storage/db.ts";
 import { forgetEventsBefore } from "../storage/handled-events.ts";
 import { migrate } from "../storage/migrations.ts";
-import { clanThresholds, type ClanConfig, type Config } from "./config.ts";
+import { ConfigError, clanThresholds, type ClanConfig, type Config } from "./config.ts";
 import { announceInterrupted, recoverDeploys, type ClanPoster } from "./deploy-recovery.ts";
 import { Dispatcher, type ClanRuntime } from "./dispatcher.ts";
 import type { Logger } from "./logger.ts";
@@ -40,14 +42,30 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   await recoverDeploys(db, clock, log, config.deploy.keepLogs, KILL_GRACE_MS);
   const logDir = resolve(config.deploy.logDir ?? join(dirname(config.storage.path), "logs"));
 
+  const key = botKey(config);
   const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout });
   const runtimes = new Map<string, ClanRuntime>();
   for (const clan of clans) {
     const flake = resolve(clan.flake);
     const inventory = new InventoryCache(cli, flake, config.clan.inventoryCacheTtl, clock);
+    const ssh = new SshMachineService({
+      clan: clan.name,
+      db,
+      clock,
+      key,
+      knownHostsFile: config.ssh.knownHosts,
+      timeoutMs: config.ssh.timeout,
+      parallel: config.ssh.parallel,
+      rebootTimeoutMs: config.ssh.rebootTimeout,
+      rebootPollMs: config.ssh.rebootPoll,
+      installerPort: config.install.installerPort,
+      machines: (signal) => inventory.machines(signal),
+      configuredTargets: (signal) => cli.configuredTargets(flake, signal),
+    });
     runtimes.set(clan.name, {
       view: { name: clan.name, flake, machines: (signal, fresh) => inventory.machines(signal, fresh) },
       store: { recentCommands: (limit) => recentCommands(db, clan.name, limit) },
+      ssh,
       deploys: new DeployService({
         clan: clan.name,
         flake,
@@ -59,8 +77,11 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
         parallel: config.deploy.parallel,
         confirmAbove: config.deploy.confirmAbove,
         timeoutMs: config.deploy.timeout,
+        installTimeoutMs: config.install.timeout,
         killGraceMs: KILL_GRACE_MS,
         logDir: join(logDir, clan.name),
+        rollback: (machine, o) => ssh.rollback(machine, o),
+        afterInstall: (machine) => ssh.forgetHostKey(machine),
       }),
       thresholds: clanThresholds(config, clan),
     });
@@ -74,6 +95,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     prefix: config.commands.prefix,
     maxCommandAgeMs: config.matrix?.maxCommandAge ?? 15 * 60_000,
     confirmTimeoutMs: config.commands.confirmTimeout,
+    installReplyTimeoutMs: config.install.replyTimeout,
   });
   return {
     config,
@@ -95,6 +117,16 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       await db.close();
     },
   };
+}
+
+/** The bot's SSH key: the configured file, or one made on first start next to the SQLite file. */
+function botKey(config: Config): BotKey {
+  const path = config.ssh.keyFile ?? join(dirname(config.storage.path), "ssh", "id_ed25519");
+  try {
+    return loadBotKey(resolve(path), config.ssh.keyFile === undefined);
+  } catch (err) {
+    throw new ConfigError(`ssh.keyFile: ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** The console's single clan: the flake in `dir`, named after its directory. */

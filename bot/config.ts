@@ -85,6 +85,32 @@ export const configSchema = z
         keepLogs: duration("30d"),
       })
       .prefault({}),
+    ssh: z
+      .strictObject({
+        /** The bot's private key; default: `ssh/id_ed25519` next to the SQLite file, made on first start. */
+        keyFile: z.string().min(1).optional(),
+        /** Check host keys against this known_hosts file instead of pinning them on first contact. */
+        knownHosts: z.string().min(1).optional(),
+        /** Per machine: connecting, logging in and a status command together. */
+        timeout: duration("10s"),
+        /** Machines talked to at once, per clan. */
+        parallel: z.number().int().min(1).max(100).default(10),
+        /** How long `!reboot` waits for a machine to answer again. */
+        rebootTimeout: duration("10m"),
+        /** How often a rebooting machine is tried. */
+        rebootPoll: duration("5s"),
+      })
+      .prefault({}),
+    install: z
+      .strictObject({
+        /** How long `!install` waits for the photo or JSON of the installer's QR code. */
+        replyTimeout: duration("5m"),
+        /** The port the installer's sshd listens on (22; another when it is behind a port forward). */
+        installerPort: z.number().int().min(1).max(65535).default(22),
+        /** How long one machine's install may run before it is stopped. */
+        timeout: duration("2h"),
+      })
+      .prefault({}),
     commands: z
       .strictObject({
         prefix: z.string().min(1).max(8).default("!"),

@@ -1,3 +1,5 @@
+import { readFile } from "node:fs/promises";
+import { extname } from "node:path";
 import { createInterface } from "node:readline";
 import type { Message } from "../commands/format.ts";
 import type { Attachment } from "../commands/types.ts";
@@ -16,6 +18,8 @@ export interface ConsoleOptions {
   /** Where files a command posts go, since a terminal cannot show them: returns the path written. */
   saveFile(file: Attachment): Promise<string>;
 }
+
+const IMAGE_TYPES: Record<string, string> = { ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png" };
 
 /** Reactions worth printing in a terminal: the outcome, not "taken". */
 const SHOWN_REACTIONS = new Set(["✅", "❌", "⛔"]);
@@ -72,6 +76,16 @@ function channelFor(out: NodeJS.WritableStream, saveFile: ConsoleOptions["saveFi
       if (interactive) out.write("Confirm? [y/N] ");
       const answer = (await lines.within(timeoutMs))?.trim().toLowerCase() ?? "";
       return { confirmed: ["y", "yes", "✅"].includes(answer), question: { edit: async (m) => print(m, "~ ") } };
+    },
+    async askFor(message, _from, timeoutMs) {
+      print(message);
+      if (interactive) out.write("Paste the text, or the path of an image file: ");
+      const answer = (await lines.within(timeoutMs))?.trim();
+      if (!answer) return undefined;
+      // Nothing to take out of a terminal's scrollback: the console says so instead.
+      const remove = async (): Promise<boolean> => false;
+      if (answer.startsWith("{") || !IMAGE_TYPES[extname(answer).toLowerCase()]) return { content: { kind: "text", text: answer }, remove };
+      return { content: { kind: "image", data: await readFile(answer), mimetype: IMAGE_TYPES[extname(answer).toLowerCase()] as string }, remove };
     },
   };
 }

@@ -16,8 +16,10 @@ import type {
   Confirmation,
   LevelThresholds,
   Log,
+  ReceivedReply,
   SentMessage,
 } from "../commands/types.ts";
+import type { SshMachines } from "../commands/ssh-types.ts";
 import { ClanCliError } from "../ops/clan-cli.ts";
 import { finishCommand, startCommand } from "../storage/audit.ts";
 import type { Db } from "../storage/db.ts";
@@ -41,12 +43,15 @@ export interface ReplyChannel {
   react(key: string): Promise<void>;
   /** Posts a question in reply; confirmed only by ✅ from `from` within `timeoutMs`. */
   ask(message: Message, from: string, timeoutMs: number): Promise<Confirmation>;
+  /** Posts a request in reply; resolves with the next text or image `from` sends within `timeoutMs`. */
+  askFor(message: Message, from: string, timeoutMs: number): Promise<ReceivedReply | undefined>;
 }
 
 export interface ClanRuntime {
   view: ClanView;
   store: ClanStore;
   deploys: Deploys;
+  ssh: SshMachines;
   thresholds: LevelThresholds;
 }
 
@@ -59,6 +64,7 @@ export interface DispatcherDeps {
   prefix: string;
   maxCommandAgeMs: number;
   confirmTimeoutMs: number;
+  installReplyTimeoutMs: number;
 }
 
 export const REACTION = { taken: "👀", done: "✅", failed: "❌", refused: "⛔" } as const;
@@ -175,6 +181,8 @@ export class Dispatcher {
       clan: clan.view,
       store: clan.store,
       deploys: clan.deploys,
+      ssh: clan.ssh,
+      installReplyTimeoutMs: this.deps.installReplyTimeoutMs,
       confirmTimeoutMs: this.deps.confirmTimeoutMs,
       clock,
       log: this.deps.log,
@@ -186,6 +194,7 @@ export class Dispatcher {
       replyFile: (f) => channel.replyFile(f),
       react: (k) => channel.react(k),
       confirm: (question) => channel.ask(question, msg.sender.id, this.deps.confirmTimeoutMs),
+      askFor: (question, timeoutMs) => channel.askFor(question, msg.sender.id, timeoutMs),
     };
     try {
       const result = await spec.run(ctx, input);

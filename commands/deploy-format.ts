@@ -1,4 +1,4 @@
-import type { DeployRecord, DeployResult, DeployState, MachineLock, MachineRun } from "./deploy-types.ts";
+import type { DeployKind, DeployRecord, DeployResult, DeployState, MachineLock, MachineRun } from "./deploy-types.ts";
 import { ago, bold, code, codeBlock, concat, formatDuration, lines, paragraphs, table, type Message, type Piece } from "./format.ts";
 
 const PHASE_MARK: Record<MachineRun["phase"], string> = {
@@ -13,6 +13,9 @@ const PHASE_MARK: Record<MachineRun["phase"], string> = {
   skipped: "⏭️",
   interrupted: "⚠️",
 };
+
+/** What a deploy-like run is called in titles: "Deploy #42", "Rollback #43". */
+export const KIND_TITLE: Record<DeployKind, string> = { switch: "Deploy", "dry-run": "Dry run", rollback: "Rollback", install: "Install" };
 
 function ordinal(n: number): string {
   if (n === 1) return "next";
@@ -35,15 +38,19 @@ function machineLine(run: MachineRun, s: DeployState, now: number): Message {
       return concat(mark, " ", name, ": queued");
     }
     case "building":
-      return concat(mark, " ", name, ": building");
+      return concat(mark, " ", name, s.kind === "install" ? ": installing" : ": building");
     case "copying":
       return concat(mark, " ", name, ": copying to the machine");
     case "activating":
       return concat(mark, " ", name, ": activating");
     case "done":
-      return s.kind === "dry-run" && run.storePath
-        ? concat(mark, " ", name, `: built in ${took}: `, code(run.storePath))
-        : concat(mark, " ", name, `: done in ${took}`);
+      if (s.kind === "dry-run" && run.storePath) return concat(mark, " ", name, `: built in ${took}: `, code(run.storePath));
+      if (s.kind === "rollback") {
+        const gen = run.generation !== undefined ? ` generation ${run.generation}` : " the previous generation";
+        return concat(mark, " ", name, `: rolled back to${gen} in ${took}`, run.storePath ? concat(": ", code(run.storePath)) : "");
+      }
+      if (s.kind === "install") return concat(mark, " ", name, `: installed in ${took}`);
+      return concat(mark, " ", name, `: done in ${took}`);
     case "failed":
       return concat(mark, " ", name, `: failed after ${took}${run.exitCode !== undefined ? ` (exit status ${run.exitCode})` : ""}`);
     case "cancelled":
@@ -67,7 +74,7 @@ const RESULT_TEXT: Record<Exclude<DeployResult, "running">, string> = {
 
 /** The one status message of a deploy, as it stands. */
 export function formatDeployStatus(s: DeployState, now: number): Message {
-  const what = s.kind === "dry-run" ? "Dry run" : "Deploy";
+  const what = KIND_TITLE[s.kind];
   const names = s.machines.map((m) => m.machine);
   const head = concat(
     bold(`${what} #${s.id}`),
@@ -107,7 +114,7 @@ export function formatDeployHistory(records: readonly DeployRecord[], now: numbe
   if (!records.length) return concat(machine ? `No deploys of ${machine} yet.` : "No deploys in this clan yet.");
   const rows = records.map((r) => [
     `#${r.id}`,
-    `${r.machines.map((m) => m.machine).join(", ")}${r.kind === "dry-run" ? " (dry run)" : ""}`,
+    `${r.machines.map((m) => m.machine).join(", ")}${r.kind === "switch" ? "" : ` (${KIND_TITLE[r.kind].toLowerCase()})`}`,
     r.sender,
     ago(r.startedAt, now),
     r.revision ? code(r.revision) : "",
@@ -139,7 +146,8 @@ export function formatInterrupted(
   now: number,
   prefix: string,
 ): Message {
-  const what = d.kind === "dry-run" ? "Dry run" : "Deploy";
+  const what = KIND_TITLE[d.kind as DeployKind] ?? "Deploy";
+  const changed = d.kind !== "dry-run";
   return paragraphs(
     concat(
       `⚠️ `,
@@ -147,10 +155,12 @@ export function formatInterrupted(
       ` of ${d.machines.join(", ")} by ${d.sender} (started ${ago(d.startedAt, now)}) was interrupted: the bot stopped while it ran.`,
     ),
     concat(
-      "Its clan processes were stopped and nothing was run again. ",
-      d.kind === "dry-run" ? "" : "The machines may be half-deployed: check them, then deploy again with ",
-      d.kind === "dry-run" ? "" : code(`${prefix}deploy ${d.machines.join(" ")}`),
-      d.kind === "dry-run" ? "" : ".",
+      "Its processes were stopped and nothing was run again. ",
+      changed ? "The machines may be half-deployed: check them (" : "",
+      changed ? code(`${prefix}status ${d.machines.join(" ")}`) : "",
+      changed ? "), then deploy again with " : "",
+      changed ? code(`${prefix}deploy ${d.machines.join(" ")}`) : "",
+      changed ? "." : "",
     ),
   );
 }

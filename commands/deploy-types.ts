@@ -2,7 +2,23 @@
 
 import type { Attachment } from "./types.ts";
 
-export type DeployKind = "switch" | "dry-run";
+/** switch: `clan machines update`; dry-run: `nix build` only; rollback: the previous generation over SSH; install: `clan machines install`. */
+export type DeployKind = "switch" | "dry-run" | "rollback" | "install";
+
+/** Kinds that change a machine: one at a time per machine, held back by locks. */
+export const MACHINE_CHANGING: ReadonlySet<DeployKind> = new Set<DeployKind>(["switch", "rollback", "install"]);
+
+/** The installer's QR code: the password, its Tor address and the addresses it listens on. */
+export interface InstallerInfo {
+  readonly pass: string | null;
+  readonly tor: string | null;
+  readonly addrs: readonly string[];
+}
+
+/** Where an install goes: the installer of a QR code (at the address that answered), or a plain target. */
+export type InstallSource =
+  | { readonly kind: "installer"; readonly installer: InstallerInfo; readonly address: string }
+  | { readonly kind: "target"; readonly target: string };
 
 /** Where one machine of a deploy is. The first four move forward; the rest are ends. */
 export type MachinePhase =
@@ -33,8 +49,10 @@ export interface MachineRun {
   readonly finishedAt?: number;
   readonly waiting?: Waiting;
   readonly exitCode?: number;
-  /** The system built (dry run) or activated (deploy). */
+  /** The system built (dry run) or activated (deploy, rollback). */
   readonly storePath?: string;
+  /** The system generation a rollback ended on. */
+  readonly generation?: number;
   /** The last lines of output, for a failure. */
   readonly tail: readonly string[];
   /** Why it was skipped, or who cancelled it. */
@@ -62,6 +80,8 @@ export interface DeployRequest {
   readonly kind: DeployKind;
   readonly sender: string;
   readonly machines: readonly string[];
+  /** For an install: where to. */
+  readonly install?: InstallSource;
 }
 
 export interface RunningDeploy {

@@ -1,5 +1,5 @@
 import { formatDeployStatus, describeLock } from "./deploy-format.ts";
-import type { DeployKind, DeployState } from "./deploy-types.ts";
+import type { DeployKind, DeployState, InstallSource } from "./deploy-types.ts";
 import { resolveTargets } from "./deploy-targets.ts";
 import { Refusal, ReportedFailure, UserError } from "./errors.ts";
 import { bold, concat, formatDuration, paragraphs, type Message } from "./format.ts";
@@ -9,14 +9,15 @@ import type { CommandContext, CommandSpec } from "./types.ts";
 /** A status message is edited at most this often. */
 export const STATUS_EDIT_GAP_MS = 2000;
 
-async function checkLocks(ctx: CommandContext, machines: readonly string[], named: ReadonlySet<string>): Promise<void> {
+/** Refuses machines someone else has locked: named ones always, ones picked by a tag or `all` only when all are. */
+export async function checkLocks(ctx: CommandContext, machines: readonly string[], named: ReadonlySet<string>, outcome = "Nothing was deployed."): Promise<void> {
   const now = ctx.clock.now();
   const blocking = (await ctx.deploys.locks()).filter((l) => machines.includes(l.machine) && l.holder !== ctx.sender.id);
   // A machine named on its own is refused; one picked by a tag or `all` is skipped when its turn comes.
   const refused = blocking.filter((l) => named.has(l.machine) || blocking.length === machines.length);
   if (refused.length) {
     throw new Refusal(
-      `${refused.map((l) => describeLock(l, now)).join("; ")}. Nothing was deployed. ` +
+      `${refused.map((l) => describeLock(l, now)).join("; ")}. ${outcome} ` +
         `Ask them, or an admin can ${ctx.prefix}unlock ${refused[0]?.machine}.`,
     );
   }
@@ -38,10 +39,11 @@ async function askFirst(ctx: CommandContext, machines: readonly string[], all: b
 }
 
 /** Starts the deploy, shows it in one message edited as it moves, and attaches the log at the end. */
-export async function runDeploy(ctx: CommandContext, kind: DeployKind, machines: readonly string[]): Promise<DeployState> {
+export async function runDeploy(ctx: CommandContext, kind: DeployKind, machines: readonly string[], install?: InstallSource): Promise<DeployState> {
   const now = (): number => ctx.clock.now();
   let edits: ThrottledEdits | undefined;
-  const running = await ctx.deploys.start({ id: ctx.runId, kind, sender: ctx.sender.id, machines }, (s) =>
+  const request = { id: ctx.runId, kind, sender: ctx.sender.id, machines, ...(install ? { install } : {}) };
+  const running = await ctx.deploys.start(request, (s) =>
     edits?.show(formatDeployStatus(s, now())),
   );
   const stopOnShutdown = (): void => void ctx.deploys.cancel(ctx.runId, "the bot shutting down");

@@ -3,9 +3,15 @@ import { deployCommand } from "./deploy.ts";
 import { deploysCommand } from "./deploys.ts";
 import { makeHelpCommand } from "./help.ts";
 import { historyCommand } from "./history.ts";
+import { installCommand } from "./install.ts";
 import { lockCommand, locksCommand, unlockCommand } from "./locks.ts";
 import { machinesCommand } from "./machines.ts";
+import { rebootCommand } from "./reboot.ts";
 import { refreshCommand } from "./refresh.ts";
+import { rollbackCommand } from "./rollback.ts";
+import { sshkeyCommand } from "./sshkey.ts";
+import { statusCommand } from "./status.ts";
+import { trustCommand } from "./trust.ts";
 import type { CommandSpec } from "./types.ts";
 import { whoamiCommand } from "./whoami.ts";
 
@@ -19,6 +25,12 @@ export const commandTable: readonly CommandSpec[] = [
   lockCommand,
   unlockCommand,
   locksCommand,
+  statusCommand,
+  rebootCommand,
+  rollbackCommand,
+  installCommand,
+  sshkeyCommand,
+  trustCommand,
   historyCommand,
   refreshCommand,
   whoamiCommand,

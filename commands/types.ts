@@ -1,4 +1,5 @@
 import type { Deploys } from "./deploy-types.ts";
+import type { SshMachines } from "./ssh-types.ts";
 import type { Message } from "./format.ts";
 
 /** Permission levels, mapped to room power levels per clan (defaults 0, 50, 100). */
@@ -105,6 +106,17 @@ export interface Confirmation {
   readonly question: SentMessage;
 }
 
+/** What the sender sent when asked for something: a text, or an image (already downloaded). */
+export type ReplyContent =
+  | { readonly kind: "text"; readonly text: string }
+  | { readonly kind: "image"; readonly data: Uint8Array; readonly mimetype: string };
+
+export interface ReceivedReply {
+  readonly content: ReplyContent;
+  /** Takes the message out of the room (it held a secret); false when the bot may not. */
+  remove(reason: string): Promise<boolean>;
+}
+
 /** Everything a command may touch. Built in one place (the dispatcher), narrow on purpose. */
 export interface CommandContext {
   readonly sender: Sender;
@@ -119,6 +131,9 @@ export interface CommandContext {
   readonly prefix: string;
   readonly thresholds: LevelThresholds;
   readonly deploys: Deploys;
+  readonly ssh: SshMachines;
+  /** How long `!install` waits for the installer's QR code. */
+  readonly installReplyTimeoutMs: number;
   /** How long `confirm` waits for the sender's ✅. */
   readonly confirmTimeoutMs: number;
   reply(message: Message): Promise<SentMessage>;
@@ -126,6 +141,8 @@ export interface CommandContext {
   react(key: string): Promise<void>;
   /** Asks the sender: only their ✅ on the question, within `confirmTimeoutMs`, confirms. */
   confirm(question: Message): Promise<Confirmation>;
+  /** Asks the sender for something (a photo, a pasted text): their next such message within `timeoutMs`. */
+  askFor(question: Message, timeoutMs: number): Promise<ReceivedReply | undefined>;
 }
 
 export interface CommandSpec {

@@ -22,6 +22,7 @@ export interface ClanCliOptions {
 }
 
 const INVENTORY_MACHINES = "clanInternals.inventoryClass.inventorySerialization.machines";
+const CONFIGURED_TARGETS = "clanInternals.machines.*.*.config.clan.core.networking.targetHost";
 
 interface InventoryMachine {
   name?: string;
@@ -90,6 +91,23 @@ export class ClanCli {
     } catch {
       throw new ClanCliError(`\`clan select\` did not print JSON for '${selector}'.`, "bad-output", result);
     }
+  }
+
+  /**
+   * Each machine's `clan.core.networking.targetHost` (where the inventory names none), read for all
+   * machines of every system at once; machines without one are left out.
+   */
+  async configuredTargets(flake: string, signal?: AbortSignal): Promise<Record<string, string>> {
+    const raw = await this.select(flake, CONFIGURED_TARGETS, "Reading the machines' target hosts", signal);
+    const found: Record<string, string> = {};
+    if (raw === null || typeof raw !== "object") return found;
+    for (const perSystem of Object.values(raw as Record<string, unknown>)) {
+      if (perSystem === null || typeof perSystem !== "object") continue;
+      for (const [machine, target] of Object.entries(perSystem as Record<string, unknown>)) {
+        if (typeof target === "string" && target) found[machine] = target;
+      }
+    }
+    return found;
   }
 
   /** The inventory's machines, sorted by name. */

@@ -1,6 +1,8 @@
+import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
   FINAL_PHASES,
+  MACHINE_CHANGING,
   type DeployRequest,
   type DeployResult,
   type DeployState,
@@ -25,6 +27,8 @@ import { LogFile } from "./log-file.ts";
 import { MachineQueue, Slots, type QueueTicket } from "./machine-queue.ts";
 import { processStartTime } from "./process-identity.ts";
 import { runProcess, startErrorReason, type RunResult } from "./process-runner.ts";
+import { SshError } from "./ssh-connection.ts";
+import type { RollbackOutcome } from "./ssh-machines.ts";
 
 export interface DeployServiceOptions {
   clan: string;
@@ -37,14 +41,25 @@ export interface DeployServiceOptions {
   nixCommand: string;
   /** Machines deployed at once in this clan. */
   parallel: number;
-  /** How long one machine's deploy may take before it is killed. */
+  /** How long one machine's deploy (or rollback) may take before it is killed. */
   timeoutMs: number;
+  /** The same for an install, which takes longer. */
+  installTimeoutMs: number;
   /** Between SIGTERM and SIGKILL when a deploy is cancelled or times out. */
   killGraceMs: number;
   /** Deploy logs go to `<logDir>/deploy-<id>.log`. */
   logDir: string;
   env?: Record<string, string>;
+  /** `!rollback` of a machine over SSH. */
+  rollback?: (machine: string, o: { signal: AbortSignal; timeoutMs: number; onLine: (line: string, stream: "stdout" | "stderr") => void }) => Promise<RollbackOutcome>;
+  /** After a machine was installed (it has a new host key now). */
+  afterInstall?: (machine: string) => Promise<void>;
 }
+
+/** How one machine's step ended, whatever ran it (a local process or a command over SSH). */
+type StepResult = Pick<RunResult, "exitCode" | "signal" | "timedOut" | "cancelled" | "startError" | "durationMs">;
+
+const WHAT: Record<DeployRequest["kind"], string> = { switch: "deploy", "dry-run": "dry run", rollback: "rollback", install: "install" };
 
 interface LiveMachine {
   machine: string;
@@ -54,6 +69,7 @@ interface LiveMachine {
   waiting?: Waiting;
   exitCode?: number;
   storePath?: string;
+  generation?: number;
   note?: string;
   tail: OutputTail;
   abort: AbortController;
@@ -104,8 +120,7 @@ export class DeployService implements Deploys {
     const logPath = this.logPathOf(request.id);
     await startDeploy(db, { ...request, clan, revision, startedAt, logPath });
     const log = new LogFile(logPath);
-    const what = request.kind === "dry-run" ? "dry run" : "deploy";
-    log.line(`# clanbot ${what} #${request.id} of ${request.machines.join(", ")} by ${request.sender}, clan ${clan}`);
+    log.line(`# clanbot ${WHAT[request.kind]} #${request.id} of ${request.machines.join(", ")} by ${request.sender}, clan ${clan}`);
     log.line(`# started ${new Date(startedAt).toISOString()}, flake ${flake} at ${revision ?? "(not a git checkout)"}`);
     const job: Job = {
       request,
@@ -160,7 +175,8 @@ export class DeployService implements Deploys {
     const { request } = job;
     let release: (() => void) | undefined;
     try {
-      if (request.kind === "switch") {
+      const changesMachine = MACHINE_CHANGING.has(request.kind);
+      if (changesMachine) {
         m.ticket = this.queue.enter(m.machine, job);
         this.setWaiting(job, m);
         await untilAborted(m.ticket.granted, m.abort.signal);
@@ -171,14 +187,14 @@ export class DeployService implements Deploys {
       }
       release = await this.slots.acquire(m.abort.signal);
       m.waiting = undefined;
-      if (request.kind === "switch") {
+      if (changesMachine) {
         const lock = await lockOf(this.o.db, this.o.clan, m.machine, this.o.clock.now());
         if (lock && lock.holder !== request.sender) {
           m.note = `locked by ${lock.holder}${lock.reason ? ` (${lock.reason})` : ""}`;
           return await this.end(job, m, "skipped");
         }
       }
-      const result = await this.runProcess(job, m);
+      const result = await this.runStep(job, m);
       const phase: FinalPhase = result.cancelled
         ? "cancelled"
         : result.timedOut
@@ -187,8 +203,9 @@ export class DeployService implements Deploys {
             ? "done"
             : "failed";
       if (result.startError !== undefined) m.tail.push(startErrorText(request.kind === "dry-run" ? this.o.nixCommand : this.o.clanCommand, result.startError));
-      if (phase === "timed-out") m.note = `stopped after ${formatDuration(this.o.timeoutMs)}`;
+      if (phase === "timed-out") m.note = `stopped after ${formatDuration(this.timeoutOf(request))}`;
       m.exitCode = result.exitCode;
+      if (phase === "done" && request.kind === "install") await this.o.afterInstall?.(m.machine);
       await this.end(job, m, phase);
     } catch (err) {
       if (m.abort.signal.aborted) return await this.end(job, m, "cancelled");
@@ -201,22 +218,83 @@ export class DeployService implements Deploys {
     }
   }
 
-  private async runProcess(job: Job, m: LiveMachine): Promise<RunResult> {
+  private async runStep(job: Job, m: LiveMachine): Promise<StepResult> {
+    const { request } = job;
+    if (request.kind === "rollback") return this.runRollback(job, m);
+    if (request.kind !== "install") {
+      const [file, args] =
+        request.kind === "dry-run"
+          ? [this.o.nixCommand, dryRunArgs(this.o.flake, m.machine)]
+          : [this.o.clanCommand, ["machines", "update", m.machine, "--host-key-check", "accept-new", "--flake", this.o.flake]];
+      return this.runProcess(job, m, file, args);
+    }
+    const source = request.install;
+    if (!source) throw new Error("an install without a target");
+    if (source.kind === "target") return this.runProcess(job, m, this.o.clanCommand, installArgs(m.machine, this.o.flake, ["--target-host", source.target]));
+    // The installer's password goes to clan in a file only the bot can read, never on a command line.
+    const jsonPath = join(this.o.logDir, `install-${request.id}-${m.machine}.json`);
+    const { pass, tor } = source.installer;
+    const info = { pass, tor, addrs: [source.address, ...source.installer.addrs.filter((a) => a !== source.address)] };
+    await writeFile(jsonPath, JSON.stringify(info), { mode: 0o600, flag: "wx" });
+    try {
+      return await this.runProcess(job, m, this.o.clanCommand, installArgs(m.machine, this.o.flake, ["-j", jsonPath]));
+    } finally {
+      await rm(jsonPath, { force: true });
+    }
+  }
+
+  private timeoutOf(request: DeployRequest): number {
+    return request.kind === "install" ? this.o.installTimeoutMs : this.o.timeoutMs;
+  }
+
+  private async runRollback(job: Job, m: LiveMachine): Promise<StepResult> {
+    const { clock } = this.o;
+    const prefix = `[${m.machine}] `;
+    if (!this.o.rollback) throw new Error("rollbacks need SSH, which is not set up");
+    m.phase = "activating";
+    m.startedAt = clock.now();
+    this.emit(job);
+    await machineStarted(this.o.db, job.request.id, m.machine, m.startedAt, undefined, undefined);
+    job.log.line(`${prefix}clanbot: rolling back to the previous system generation over SSH`);
+    const onLine = (line: string): void => {
+      job.log.line(prefix + line);
+      m.tail.push(line);
+    };
+    const started = performance.now();
+    const result = (r: Partial<StepResult>): StepResult => ({
+      exitCode: undefined,
+      signal: undefined,
+      timedOut: false,
+      cancelled: false,
+      startError: undefined,
+      durationMs: performance.now() - started,
+      ...r,
+    });
+    try {
+      const out = await this.o.rollback(m.machine, { signal: m.abort.signal, timeoutMs: this.o.timeoutMs, onLine });
+      if (out.problem) onLine(`clanbot: ${out.problem}`);
+      if (out.generation !== undefined) m.generation = out.generation;
+      if (out.storePath) m.storePath = out.storePath;
+      return result({ exitCode: out.problem ? undefined : out.exitCode });
+    } catch (err) {
+      if (err instanceof SshError && err.kind === "timeout") return result({ timedOut: true });
+      if (m.abort.signal.aborted) return result({ cancelled: true });
+      throw err;
+    }
+  }
+
+  private async runProcess(job: Job, m: LiveMachine, file: string, args: readonly string[]): Promise<RunResult> {
     const { request } = job;
     const { db, clock } = this.o;
     m.phase = "building";
     m.startedAt = clock.now();
     this.emit(job);
-    const [file, args] =
-      request.kind === "dry-run"
-        ? [this.o.nixCommand, dryRunArgs(this.o.flake, m.machine)]
-        : [this.o.clanCommand, ["machines", "update", m.machine, "--host-key-check", "accept-new", "--flake", this.o.flake]];
     const prefix = `[${m.machine}] `;
     job.log.line(`${prefix}clanbot: $ ${[file, ...args].join(" ")}`);
     let recording: Promise<void> = Promise.resolve();
     const result = await runProcess(file, args, {
       cwd: this.o.flake,
-      timeoutMs: this.o.timeoutMs,
+      timeoutMs: this.timeoutOf(request),
       killGraceMs: this.o.killGraceMs,
       signal: m.abort.signal,
       // The machine's own tail (both streams) is kept in onLine.
@@ -229,7 +307,7 @@ export class DeployService implements Deploys {
         job.log.line(line.startsWith(prefix) ? line : prefix + line);
         m.tail.push(line);
         // A dry run's result is what nix prints on stdout; a deploy's is the system profile it sets.
-        const path = request.kind === "switch" || stream === "stdout" ? systemPathIn(line) : undefined;
+        const path = request.kind !== "dry-run" || stream === "stdout" ? systemPathIn(line) : undefined;
         if (path) m.storePath = path;
         const next = phaseAfter(m.phase, line);
         if (next !== m.phase) {
@@ -324,6 +402,7 @@ function snapshot(job: Job): DeployState {
     ...(m.waiting ? { waiting: m.waiting } : {}),
     ...(m.exitCode !== undefined ? { exitCode: m.exitCode } : {}),
     ...(m.storePath ? { storePath: m.storePath } : {}),
+    ...(m.generation !== undefined ? { generation: m.generation } : {}),
     ...(m.note ? { note: m.note } : {}),
   }));
   return {
@@ -349,6 +428,11 @@ export function dryRunArgs(flake: string, machine: string): string[] {
     "--no-link",
     "--print-out-paths",
   ];
+}
+
+/** `clan machines install`, never asking (`--yes`), trusting the installer's new host key on first sight. */
+export function installArgs(machine: string, flake: string, target: readonly string[]): string[] {
+  return ["machines", "install", machine, ...target, "--yes", "--host-key-check", "accept-new", "--flake", flake];
 }
 
 function startErrorText(command: string, code: string): string {

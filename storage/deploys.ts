@@ -174,3 +174,22 @@ export async function expireDeployLogs(db: Db, before: number): Promise<string[]
     return rows.map((r) => r.log_path);
   });
 }
+
+/**
+ * The system the bot last put on each of these machines: the newest deploy, rollback or install
+ * that ended well there and knows the store path it activated.
+ */
+export async function lastActivatedSystems(db: Db, clan: string, machines: readonly string[]): Promise<Map<string, { storePath: string; deployId: number }>> {
+  const found = new Map<string, { storePath: string; deployId: number }>();
+  if (!machines.length) return found;
+  const rows = await db.all<{ machine: string; store_path: string; deploy_id: number }>(
+    `SELECT m.machine, m.store_path, m.deploy_id
+       FROM deploy_machines m JOIN deploys d ON d.id = m.deploy_id
+      WHERE d.clan = ? AND d.kind IN ('switch', 'rollback', 'install') AND m.state = 'done' AND m.store_path IS NOT NULL
+        AND m.machine IN (${machines.map(() => "?").join(", ")})
+      ORDER BY m.deploy_id DESC`,
+    [clan, ...machines],
+  );
+  for (const r of rows) if (!found.has(r.machine)) found.set(r.machine, { storePath: r.store_path, deployId: r.deploy_id });
+  return found;
+}

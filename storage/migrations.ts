@@ -93,6 +93,21 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (clan, machine)
   ) WITHOUT ROWID;
   `,
+  `
+  -- SSH host keys pinned on first contact with a machine (or accepted with !trust).
+  CREATE TABLE host_keys (
+    clan TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    -- The address it was first seen at (host or [host]:port), for people reading the table.
+    host TEXT NOT NULL,
+    key_type TEXT NOT NULL,
+    key_base64 TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    pinned_at INTEGER NOT NULL,
+    pinned_by TEXT NOT NULL,
+    PRIMARY KEY (clan, machine)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export async function migrate(db: Db, migrations: readonly string[] = MIGRATIONS): Promise<number> {

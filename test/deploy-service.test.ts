@@ -30,6 +30,7 @@ async function setup(fixture: FakeClanFixture, parallel: number, clanCommand = f
     nixCommand: fakeNixPath,
     parallel,
     timeoutMs: 30_000,
+    installTimeoutMs: 30_000,
     killGraceMs: 2000,
     logDir: join(dir, "logs"),
   });

@@ -11,6 +11,7 @@ import { DeployService } from "../ops/deploy-service.ts";
 import { recentCommands } from "../storage/audit.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
+import { noSsh } from "./support/no-ssh.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 /** What a person would see of one command: replies as plain text, reactions in order. */
@@ -36,6 +37,10 @@ function recordingChannel(): ReplyChannel & { replies: string[]; html: string[];
     async ask(m: Message) {
       replies.push(`(question) ${m.text}`);
       return { confirmed: false, question: { edit: async (e: Message) => void replies.push(`(edit) ${e.text}`) } };
+    },
+    async askFor(m: Message) {
+      replies.push(`(request) ${m.text}`);
+      return undefined;
     },
   };
 }
@@ -69,9 +74,11 @@ async function setup(table: CommandSpec[]) {
             parallel: 1,
             confirmAbove: 3,
             timeoutMs: 60_000,
+            installTimeoutMs: 60_000,
             killGraceMs: 1000,
             logDir: dir,
           }),
+          ssh: noSsh,
           thresholds: DEFAULT_THRESHOLDS,
         },
       ],
@@ -81,6 +88,7 @@ async function setup(table: CommandSpec[]) {
     prefix: "!",
     maxCommandAgeMs: 15 * 60_000,
     confirmTimeoutMs: 60_000,
+    installReplyTimeoutMs: 60_000,
   });
   const send = async (line: string, powerLevel = 100, sentAt = now) => {
     const ch = recordingChannel();

@@ -22,6 +22,7 @@ import type { Logger } from "../logger.ts";
 import type { Message } from "../../commands/format.ts";
 import { powerLevelOf } from "./power-levels.ts";
 import { ReactionWaiters } from "./reaction-waiters.ts";
+import { ReplyWaiters } from "./reply-waiters.ts";
 import { MatrixReplyChannel, noticeContent } from "./reply-channel.ts";
 import { RoomBindings } from "./room-bindings.ts";
 
@@ -48,6 +49,7 @@ export class MatrixFrontEnd {
   private readonly me: string;
   private readonly intake = new Set<Promise<void>>();
   private readonly waiters = new ReactionWaiters();
+  private readonly replies = new ReplyWaiters();
   private closed = false;
 
   constructor(deps: FrontEndDeps) {
@@ -98,6 +100,7 @@ export class MatrixFrontEnd {
   async stop(graceMs = 10_000): Promise<void> {
     this.closed = true;
     this.waiters.closeAll();
+    this.replies.closeAll();
     await Promise.allSettled([...this.intake]);
     await this.d.dispatcher.drain(graceMs);
     this.d.client.stopClient();
@@ -119,7 +122,6 @@ export class MatrixFrontEnd {
     const clan = this.bindings.clanOf(room.roomId);
     if (!clan) return;
     const content = event.getContent();
-    if (content.msgtype !== MsgType.Text) return; // notices come from bots; files and images are not commands
     if (content["m.relates_to"]?.rel_type === RelationType.Replace) return; // an edit must not run a command again
     const eventId = event.getId();
     if (!eventId || eventId.startsWith("~")) return;
@@ -127,11 +129,17 @@ export class MatrixFrontEnd {
     const joinedAt = this.myJoinTime(room);
     if (joinedAt === undefined || sentAt < joinedAt) return; // before the bot was here: not meant for it
     if (clock.now() - sentAt > this.d.ignoreOlderThanMs) return;
-    const body = typeof content.body === "string" ? content.body : "";
-    const line = commandLineOf(stripReplyFallback(body), { prefix: this.d.prefix, names: this.namesIn(room) });
-    if (line === undefined) return;
-    if (!(await claimEvent(db, eventId, clan, clock.now()))) return;
     const sender = event.getSender() as string;
+    const body = typeof content.body === "string" ? content.body : "";
+    const isMedia = content.msgtype === MsgType.Image || content.msgtype === MsgType.File;
+    const line = content.msgtype === MsgType.Text ? commandLineOf(stripReplyFallback(body), { prefix: this.d.prefix, names: this.namesIn(room) }) : undefined;
+    // A request of the bot (a photo for !install) takes the sender's next image or non-command text.
+    if (line === undefined && (isMedia || content.msgtype === MsgType.Text) && this.replies.wants(room.roomId, sender)) {
+      if (await claimEvent(db, eventId, clan, clock.now())) this.replies.offer(room.roomId, sender, event);
+      return;
+    }
+    if (line === undefined) return; // notices come from bots; files and images are not commands
+    if (!(await claimEvent(db, eventId, clan, clock.now()))) return;
     // Not awaited: the dispatcher tracks running commands itself, and a deploy may run for an hour.
     void this.d.dispatcher.dispatch(
       {
@@ -142,7 +150,7 @@ export class MatrixFrontEnd {
         sender: { id: sender, name: room.getMember(sender)?.name ?? sender, powerLevel: powerLevelOf(room, sender) },
         line,
       },
-      new MatrixReplyChannel(client, room.roomId, eventId, this.waiters),
+      new MatrixReplyChannel(client, room.roomId, eventId, this.waiters, this.replies),
     );
   }
 

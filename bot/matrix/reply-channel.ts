@@ -1,8 +1,10 @@
 import { EventType, MsgType, RelationType, type MatrixClient } from "matrix-js-sdk";
 import type { Message } from "../../commands/format.ts";
-import type { Attachment, Confirmation, SentMessage } from "../../commands/types.ts";
+import type { Attachment, Confirmation, ReceivedReply, SentMessage } from "../../commands/types.ts";
 import type { ReplyChannel } from "../dispatcher.ts";
+import { downloadMedia } from "./media.ts";
 import type { ReactionWaiters } from "./reaction-waiters.ts";
+import type { ReplyWaiters } from "./reply-waiters.ts";
 
 const HTML = "org.matrix.custom.html";
 
@@ -20,12 +22,14 @@ export class MatrixReplyChannel implements ReplyChannel {
   private readonly roomId: string;
   private readonly eventId: string;
   private readonly waiters: ReactionWaiters | undefined;
+  private readonly replies: ReplyWaiters | undefined;
 
-  constructor(client: MatrixClient, roomId: string, eventId: string, waiters?: ReactionWaiters) {
+  constructor(client: MatrixClient, roomId: string, eventId: string, waiters?: ReactionWaiters, replies?: ReplyWaiters) {
     this.client = client;
     this.roomId = roomId;
     this.eventId = eventId;
     this.waiters = waiters;
+    this.replies = replies;
   }
 
   async reply(message: Message): Promise<SentMessage> {
@@ -43,6 +47,34 @@ export class MatrixReplyChannel implements ReplyChannel {
     const answer = this.waiters.wait(eventId, from, timeoutMs);
     await this.reactTo(eventId, "✅");
     return { confirmed: await answer, question: { edit: (m) => this.edit(eventId, m) } };
+  }
+
+  async askFor(message: Message, from: string, timeoutMs: number): Promise<ReceivedReply | undefined> {
+    if (!this.replies) throw new Error("this reply channel cannot ask for replies");
+    const answer = this.replies.wait(this.roomId, from, timeoutMs);
+    await this.send(message);
+    const event = await answer;
+    if (!event) return undefined;
+    const content = event.getOriginalContent();
+    const remove = async (reason: string): Promise<boolean> => {
+      try {
+        await this.client.redactEvent(this.roomId, event.getId() as string, undefined, { reason });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    if (content.msgtype === MsgType.Image || content.msgtype === MsgType.File) {
+      const info = content["info"] as { mimetype?: string } | undefined;
+      try {
+        return { content: { kind: "image", data: await downloadMedia(this.client, content), mimetype: info?.mimetype ?? "application/octet-stream" }, remove };
+      } catch (err) {
+        // The message may still show a secret: it is removed even when it cannot be read.
+        await remove("unreadable answer to a request of the bot");
+        throw err;
+      }
+    }
+    return { content: { kind: "text", text: typeof content.body === "string" ? content.body : "" }, remove };
   }
 
   private async send(message: Message): Promise<string> {

@@ -1,0 +1,61 @@
+/** What commands see of the machines over SSH: shapes only; the work is done in ops/. */
+
+import type { MachineHealth } from "../ops/machine-health.ts";
+import type { InstallerInfo } from "./deploy-types.ts";
+import type { ReplyContent } from "./types.ts";
+
+export type { MachineHealth };
+
+export type InstallerRead = { readonly ok: true; readonly installer: InstallerInfo } | { readonly ok: false; readonly reason: string };
+
+/** Whether the running system is the one the bot last deployed (or rolled back to) there. */
+export type Drift =
+  | { readonly kind: "in-sync"; readonly deployId: number }
+  | { readonly kind: "drifted"; readonly expected: string; readonly deployId: number }
+  | { readonly kind: "unknown" };
+
+export type MachineStatus =
+  | { readonly machine: string; readonly ok: true; readonly target: string; readonly health: MachineHealth; readonly drift: Drift; readonly pinnedNow: boolean }
+  | {
+      readonly machine: string;
+      readonly ok: false;
+      readonly target: string | undefined;
+      /** no-target: nothing to connect to; the rest: what went wrong on the way. */
+      readonly problem: "no-target" | "unreachable" | "timeout" | "host-key-changed" | "host-key-unknown" | "auth" | "closed" | "cancelled" | "failed";
+      readonly detail: string;
+    };
+
+export interface RebootReport {
+  readonly target: string;
+  /** From the reboot command until SSH answered again with a new boot id. */
+  readonly downtimeMs: number | undefined;
+  readonly cameBack: boolean;
+  /** How long the bot waited before giving up (when it did not come back). */
+  readonly waitedMs: number;
+}
+
+export type TrustResult =
+  | { readonly kind: "pinned"; readonly fingerprint: string; readonly previous: string | undefined }
+  | { readonly kind: "unchanged"; readonly fingerprint: string };
+
+/** The clan's machines over SSH, with the bot's own key. */
+export interface SshMachines {
+  /** authorized_keys line of the bot's key. */
+  readonly publicKey: string;
+  readonly keyFingerprint: string;
+  /** Set when host keys come from a known_hosts file: what `!trust` should say instead. */
+  readonly trustAdvice: string | undefined;
+  status(machines: readonly string[], signal: AbortSignal): Promise<MachineStatus[]>;
+  /** Reboots and waits (bounded) until SSH answers with a new boot id. */
+  reboot(machine: string, signal: AbortSignal, progress: (stage: "rebooting" | "waiting") => void): Promise<RebootReport>;
+  /** Connects and pins the key the machine offers now. */
+  trust(machine: string, signal: AbortSignal): Promise<TrustResult>;
+  /** The first of `addresses` where something answers with an SSH banner (the installer's port), in order. */
+  firstAnswering(addresses: readonly string[], signal: AbortSignal): Promise<string | undefined>;
+  /** A reinstalled machine has a new host key: forget the pinned one. */
+  forgetHostKey(machine: string): Promise<void>;
+  /** The installer's QR code from a photo (JPEG, PNG) or its pasted JSON; never echoes the password. */
+  readInstallerCode(content: ReplyContent): Promise<InstallerRead>;
+  /** Checks `user@host:port` as typed; `text` is the address as it will be passed on. */
+  parseTarget(text: string): { readonly text: string } | { readonly error: string };
+}

@@ -1,0 +1,25 @@
+import { code, codeBlock, concat, paragraphs, type Message } from "./format.ts";
+import type { CommandSpec } from "./types.ts";
+
+export const sshkeyCommand: CommandSpec = {
+  name: "sshkey",
+  summary: "Shows my public SSH key and how to let me onto a machine.",
+  level: "viewer",
+  args: [],
+  flags: [],
+  async run(ctx): Promise<Message> {
+    const key = ctx.ssh.publicKey;
+    return paragraphs(
+      concat(`My SSH key (${ctx.ssh.keyFingerprint}):`),
+      codeBlock(key),
+      concat(
+        "To let me check, reboot and roll back a machine, add it to root's authorized keys in the clan, for every machine at once " +
+          "through the admin service in the inventory:",
+      ),
+      codeBlock(`inventory.instances.admin.roles.default.settings.allowedKeys."clanbot" = "${key}";`),
+      concat("or for one machine in its NixOS configuration:"),
+      codeBlock(`users.users.root.openssh.authorizedKeys.keys = [ "${key}" ];`),
+      concat("Then deploy the machine (", code(`${ctx.prefix}deploy <machine>`), ") and try ", code(`${ctx.prefix}status <machine>`), "."),
+    );
+  },
+};

@@ -1,0 +1,21 @@
+import { resolveTargets } from "./deploy-targets.ts";
+import { UserError } from "./errors.ts";
+import { formatStatus } from "./ssh-format.ts";
+import type { Message } from "./format.ts";
+import type { CommandSpec } from "./types.ts";
+
+export const statusCommand: CommandSpec = {
+  name: "status",
+  summary: "Shows how machines are: reachable, uptime, NixOS, system, pending reboot, failed units, disk, drift.",
+  level: "viewer",
+  args: [{ name: "machines", summary: "machine names, tag:<tag>, or all (the default)", variadic: true }],
+  flags: [],
+  details:
+    "Asks each machine over SSH, several at once, each within a time limit. Drift tells whether the machine runs " +
+    "the system I last deployed there. A machine's host key is pinned the first time I reach it.",
+  async run(ctx, input): Promise<Message> {
+    const { machines } = await resolveTargets(ctx, input.args.length ? input.args : ["all"]);
+    if (!machines.length) throw new UserError("No machine matches that.");
+    return formatStatus(await ctx.ssh.status(machines, ctx.signal), ctx.prefix);
+  },
+};

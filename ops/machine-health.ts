@@ -1,0 +1,91 @@
+/**
+ * What `!status` reads from a machine, in one fixed command (nothing from a chat message is ever
+ * put into it), and how its answer is read. Every line is `<key> <value>`; a missing tool leaves
+ * its value empty instead of failing the whole probe.
+ */
+export const HEALTH_COMMAND = [
+  "printf 'uptime %s\\n' \"$(cut -d ' ' -f 1 /proc/uptime 2>/dev/null)\"",
+  "printf 'version %s\\n' \"$(nixos-version 2>/dev/null)\"",
+  "printf 'current %s\\n' \"$(readlink /run/current-system 2>/dev/null)\"",
+  "printf 'booted %s\\n' \"$(readlink /run/booted-system 2>/dev/null)\"",
+  "printf 'generation %s\\n' \"$(readlink /nix/var/nix/profiles/system 2>/dev/null)\"",
+  "printf 'bootid %s\\n' \"$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)\"",
+  "df -Pk / 2>/dev/null | tail -n 1 | { read -r fs size used avail rest; printf 'disk %s %s %s\\n' \"$size\" \"$used\" \"$avail\"; }",
+  "systemctl --failed --no-legend --plain 2>/dev/null | while read -r unit rest; do printf 'failed %s\\n' \"$unit\"; done",
+  "true",
+].join("\n");
+
+/** The boot id alone: how a reboot is told apart from a machine that merely answers again. */
+export const BOOT_ID_COMMAND = "cat /proc/sys/kernel/random/boot_id";
+
+export interface MachineHealth {
+  readonly uptimeSeconds: number | undefined;
+  /** `25.11.20260815.5e2a59a (Xantusia)`, or undefined when the machine is not NixOS. */
+  readonly nixosVersion: string | undefined;
+  readonly currentSystem: string | undefined;
+  readonly bootedSystem: string | undefined;
+  /** `system-42-link` → 42. */
+  readonly generation: number | undefined;
+  readonly bootId: string | undefined;
+  readonly rebootPending: boolean;
+  readonly failedUnits: readonly string[];
+  readonly rootDisk: { readonly sizeKiB: number; readonly usedKiB: number; readonly availKiB: number } | undefined;
+}
+
+export function parseHealth(stdout: string): MachineHealth {
+  const values = new Map<string, string>();
+  const failedUnits: string[] = [];
+  for (const line of stdout.split("\n")) {
+    const space = line.indexOf(" ");
+    const key = space < 0 ? line : line.slice(0, space);
+    const value = space < 0 ? "" : line.slice(space + 1).trim();
+    if (key === "failed") {
+      if (value) failedUnits.push(value);
+    } else if (key) values.set(key, value);
+  }
+  const text = (k: string): string | undefined => values.get(k) || undefined;
+  const uptime = Number.parseFloat(values.get("uptime") ?? "");
+  const current = text("current");
+  const booted = text("booted");
+  const [size, used, avail] = (values.get("disk") ?? "").split(" ").map((n) => Number.parseInt(n, 10));
+  return {
+    uptimeSeconds: Number.isFinite(uptime) ? uptime : undefined,
+    nixosVersion: text("version"),
+    currentSystem: current,
+    bootedSystem: booted,
+    generation: generationOf(text("generation")),
+    bootId: text("bootid"),
+    rebootPending: current !== undefined && booted !== undefined && current !== booted,
+    failedUnits,
+    rootDisk:
+      size !== undefined && used !== undefined && avail !== undefined && [size, used, avail].every(Number.isFinite) && size > 0
+        ? { sizeKiB: size, usedKiB: used, availKiB: avail }
+        : undefined,
+  };
+}
+
+/** The generation number of a profile link: `system-42-link` → 42. */
+export function generationOf(link: string | undefined): number | undefined {
+  const m = link ? /-(\d+)-link$/.exec(link) : null;
+  return m ? Number(m[1]) : undefined;
+}
+
+/**
+ * `nixos-rebuild switch --rollback`, spelled out: the system profile back one generation, then that
+ * generation's activation; at the end, the generation and system it is on now.
+ */
+export const ROLLBACK_COMMAND = [
+  "set -e",
+  "nix-env --profile /nix/var/nix/profiles/system --rollback",
+  "/nix/var/nix/profiles/system/bin/switch-to-configuration switch",
+  "printf 'clanbot-generation %s\\n' \"$(readlink /nix/var/nix/profiles/system)\"",
+  "printf 'clanbot-system %s\\n' \"$(readlink /run/current-system)\"",
+].join("\n");
+
+export const REBOOT_COMMAND = "systemctl reboot";
+
+/** A fixed command run as root: as it is for root, through `sudo -n` (no password prompt) otherwise. */
+export function asRoot(user: string, command: string): string {
+  if (user === "root") return command;
+  return `sudo -n sh -c '${command.replace(/'/g, `'"'"'`)}'`;
+}

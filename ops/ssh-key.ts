@@ -1,0 +1,51 @@
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { dirname } from "node:path";
+import ssh2 from "ssh2";
+
+/** The key the bot logs in to machines with. The private part never leaves this object. */
+export interface BotKey {
+  readonly privateKey: string;
+  /** One authorized_keys line: `ssh-ed25519 AAAA... clanbot@host`. */
+  readonly publicLine: string;
+  readonly fingerprint: string;
+  readonly path: string;
+}
+
+/**
+ * Reads the bot's SSH private key from `path`; when `create` is set and there is no file yet, makes
+ * a new ed25519 key there (mode 0600, its directory 0700) and the `.pub` beside it.
+ */
+export function loadBotKey(path: string, create: boolean): BotKey {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" || !create) throw new Error(`cannot read the SSH key ${path} (${code ?? String(err)})`);
+    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: `clanbot@${hostname()}` });
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    // "wx": two bots starting at once must not overwrite each other's key.
+    writeFileSync(path, pair.private, { mode: 0o600, flag: "wx" });
+    writeFileSync(`${path}.pub`, `${pair.public}\n`, { mode: 0o644 });
+    text = pair.private;
+  }
+  const parsed = ssh2.utils.parseKey(text);
+  if (parsed instanceof Error) throw new Error(`the SSH key ${path} cannot be used: ${parsed.message}`);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  if (!key || !key.isPrivateKey()) throw new Error(`the SSH key ${path} holds no private key`);
+  const blob = key.getPublicSSH();
+  const comment = key.comment || `clanbot@${hostname()}`;
+  return {
+    privateKey: text,
+    publicLine: `${key.type} ${blob.toString("base64")} ${comment}`,
+    fingerprint: fingerprintOf(blob),
+    path,
+  };
+}
+
+/** OpenSSH's fingerprint of a public key blob: `SHA256:` and unpadded base64. */
+export function fingerprintOf(blob: Buffer): string {
+  return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
+}

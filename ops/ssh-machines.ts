@@ -1,0 +1,300 @@
+import { connect as tcpConnect } from "node:net";
+import type { Drift, InstallerRead, MachineStatus, RebootReport, SshMachines, TrustResult } from "../commands/ssh-types.ts";
+import type { Clock, Machine, ReplyContent } from "../commands/types.ts";
+import { readInstallerCode } from "./installer-qr.ts";
+import type { Db } from "../storage/db.ts";
+import { lastActivatedSystems } from "../storage/deploys.ts";
+import { forgetHostKey, pinHostKeyIfNone, pinnedHostKey, replaceHostKey } from "../storage/host-keys.ts";
+import { KnownHostsFile, PinnedHostKeys, type HostKey, type HostKeyPolicy } from "./host-keys.ts";
+import { Slots } from "./machine-queue.ts";
+import { BOOT_ID_COMMAND, HEALTH_COMMAND, REBOOT_COMMAND, ROLLBACK_COMMAND, asRoot, generationOf, parseHealth } from "./machine-health.ts";
+import { SshError, connectSsh, type SshSession } from "./ssh-connection.ts";
+import type { BotKey } from "./ssh-key.ts";
+import { knownHostsName, parseTarget, type SshTarget } from "./ssh-target.ts";
+
+export interface SshMachinesOptions {
+  clan: string;
+  db: Db;
+  clock: Clock;
+  key: BotKey;
+  /** Host keys from this OpenSSH known_hosts file instead of pinning them on first contact. */
+  knownHostsFile: string | undefined;
+  /** Per machine: connecting, logging in and a quick command together. */
+  timeoutMs: number;
+  /** Machines talked to at once, in this clan. */
+  parallel: number;
+  /** How long a reboot may take until SSH answers again. */
+  rebootTimeoutMs: number;
+  /** Between attempts to reach a rebooting machine. */
+  rebootPollMs: number;
+  /** Where an installer's sshd listens. */
+  installerPort: number;
+  /** The inventory's machines (deploy.targetHost). */
+  machines(signal: AbortSignal): Promise<Machine[]>;
+  /** Each machine's `clan.core.networking.targetHost`, for machines the inventory has no target for. */
+  configuredTargets(signal: AbortSignal): Promise<Record<string, string>>;
+}
+
+export interface RollbackOutcome {
+  exitCode: number | undefined;
+  generation: number | undefined;
+  storePath: string | undefined;
+  /** What went wrong before the rollback could run (no target, unreachable, host key). */
+  problem: string | undefined;
+}
+
+/**
+ * The clan's machines over SSH with the bot's key: health, reboot, rollback, host keys. Every remote
+ * command is a constant of ops/machine-health.ts; machine names and addresses come from the clan.
+ */
+export class SshMachineService implements SshMachines {
+  private readonly o: SshMachinesOptions;
+  private readonly policy: HostKeyPolicy;
+  private readonly slots: Slots;
+  readonly publicKey: string;
+  readonly keyFingerprint: string;
+  readonly trustAdvice: string | undefined;
+
+  constructor(o: SshMachinesOptions) {
+    this.o = o;
+    this.slots = new Slots(o.parallel);
+    this.publicKey = o.key.publicLine;
+    this.keyFingerprint = o.key.fingerprint;
+    const { db, clan, clock } = o;
+    this.policy = o.knownHostsFile
+      ? new KnownHostsFile(o.knownHostsFile)
+      : new PinnedHostKeys({
+          pinned: (machine) => pinnedHostKey(db, clan, machine),
+          pinIfNone: (machine, key, host) => pinHostKeyIfNone(db, clan, machine, key, host, clock.now()),
+        });
+    this.trustAdvice = this.policy.trustAdvice;
+  }
+
+  async status(machines: readonly string[], signal: AbortSignal): Promise<MachineStatus[]> {
+    const [targets, deployed] = await Promise.all([this.targets(machines, signal), lastActivatedSystems(this.o.db, this.o.clan, machines)]);
+    return Promise.all(
+      machines.map(async (machine): Promise<MachineStatus> => {
+        const target = targets.get(machine);
+        if (!target || "error" in target) return { machine, ok: false, target: undefined, problem: "no-target", detail: target?.error ?? noTargetText };
+        const release = await this.slots.acquire(signal);
+        try {
+          const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs)]);
+          const session = await this.connect(machine, target, deadline);
+          try {
+            const r = await session.exec(HEALTH_COMMAND, { timeoutMs: this.o.timeoutMs, signal: deadline });
+            if (r.exitCode !== 0) {
+              return { machine, ok: false, target: target.text, problem: "failed", detail: `the status command failed (${r.stderr.trim().split("\n").pop() || `exit ${String(r.exitCode)}`})` };
+            }
+            const health = parseHealth(r.stdout);
+            const last = deployed.get(machine);
+            const drift: Drift = !last || !health.currentSystem
+              ? { kind: "unknown" }
+              : last.storePath === health.currentSystem
+                ? { kind: "in-sync", deployId: last.deployId }
+                : { kind: "drifted", expected: last.storePath, deployId: last.deployId };
+            return { machine, ok: true, target: target.text, health, drift, pinnedNow: session.pinnedNow };
+          } finally {
+            session.close();
+          }
+        } catch (err) {
+          return { machine, ok: false, target: target.text, ...problemOf(err, signal, this.o.timeoutMs) };
+        } finally {
+          release();
+        }
+      }),
+    );
+  }
+
+  async reboot(machine: string, signal: AbortSignal, progress: (stage: "rebooting" | "waiting") => void): Promise<RebootReport> {
+    const target = await this.targetOf(machine, signal);
+    const session = await this.connect(machine, target, AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs)]));
+    let bootId: string;
+    try {
+      bootId = (await session.exec(BOOT_ID_COMMAND, { timeoutMs: this.o.timeoutMs, signal })).stdout.trim();
+      progress("rebooting");
+      // The machine may hang up before it reports an exit status: that is a reboot going well.
+      const r = await session.exec(asRoot(target.user, REBOOT_COMMAND), { timeoutMs: this.o.timeoutMs, signal });
+      if (!r.dropped && r.exitCode !== 0) throw new SshError("closed", `\`${REBOOT_COMMAND}\` failed: ${r.stderr.trim() || `exit status ${String(r.exitCode)}`}`);
+    } finally {
+      session.close();
+    }
+    const started = this.o.clock.now();
+    progress("waiting");
+    const deadline = started + this.o.rebootTimeoutMs;
+    while (this.o.clock.now() < deadline) {
+      await sleep(this.o.rebootPollMs, signal);
+      const left = deadline - this.o.clock.now();
+      if (left <= 0) break;
+      try {
+        const attempt = AbortSignal.any([signal, AbortSignal.timeout(Math.min(this.o.timeoutMs, left))]);
+        const s = await this.connect(machine, target, attempt);
+        try {
+          const now = (await s.exec(BOOT_ID_COMMAND, { timeoutMs: Math.min(this.o.timeoutMs, left), signal: attempt })).stdout.trim();
+          if (now && now !== bootId) return { target: target.text, downtimeMs: this.o.clock.now() - started, cameBack: true, waitedMs: this.o.clock.now() - started };
+        } finally {
+          s.close();
+        }
+      } catch (err) {
+        if (signal.aborted) throw err;
+        // A changed host key after a reboot is no reason to keep waiting: say so.
+        if (err instanceof SshError && (err.kind === "host-key-changed" || err.kind === "auth")) throw err;
+      }
+    }
+    return { target: target.text, downtimeMs: undefined, cameBack: false, waitedMs: this.o.clock.now() - started };
+  }
+
+  /** Runs the rollback on the machine, its output line by line; for the deploy service. */
+  async rollback(machine: string, o: { signal: AbortSignal; timeoutMs: number; onLine: (line: string, stream: "stdout" | "stderr") => void }): Promise<RollbackOutcome> {
+    let target: SshTarget;
+    let session: SshSession;
+    try {
+      target = await this.targetOf(machine, o.signal);
+      session = await this.connect(machine, target, AbortSignal.any([o.signal, AbortSignal.timeout(this.o.timeoutMs)]));
+    } catch (err) {
+      if (o.signal.aborted) throw err;
+      return { exitCode: undefined, generation: undefined, storePath: undefined, problem: err instanceof Error ? err.message : String(err) };
+    }
+    try {
+      let generation: number | undefined;
+      let storePath: string | undefined;
+      const r = await session.exec(asRoot(target.user, ROLLBACK_COMMAND), {
+        timeoutMs: o.timeoutMs,
+        signal: o.signal,
+        onLine: (line, stream) => {
+          if (line.startsWith("clanbot-generation ")) generation = generationOf(line.slice("clanbot-generation ".length).trim());
+          else if (line.startsWith("clanbot-system ")) storePath = line.slice("clanbot-system ".length).trim() || undefined;
+          else o.onLine(line, stream);
+        },
+      });
+      return { exitCode: r.exitCode, generation, storePath, problem: r.dropped ? "the connection dropped before the rollback ended" : undefined };
+    } finally {
+      session.close();
+    }
+  }
+
+  async trust(machine: string, signal: AbortSignal): Promise<TrustResult> {
+    const target = await this.targetOf(machine, signal);
+    let offered: HostKey | undefined;
+    // Log in while accepting whatever key is offered: trusting means taking the key seen now.
+    const session = await connectSsh({
+      target,
+      privateKey: this.o.key.privateKey,
+      timeoutMs: this.o.timeoutMs,
+      signal,
+      verifyHostKey: async (key) => {
+        offered = key;
+        return { ok: true };
+      },
+    }).catch((err: unknown) => {
+      // Not being let in with the bot's key still shows the key: trusting it does not depend on that.
+      if (offered && err instanceof SshError && err.kind === "auth") return undefined;
+      throw err;
+    });
+    session?.close();
+    const key = offered as HostKey;
+    const pinned = await pinnedHostKey(this.o.db, this.o.clan, machine);
+    if (pinned && pinned.base64 === key.base64 && pinned.type === key.type) return { kind: "unchanged", fingerprint: key.fingerprint };
+    const host = knownHostsName(target.host, target.port);
+    const previous = await replaceHostKey(this.o.db, this.o.clan, machine, key, host, this.o.clock.now(), "trust");
+    return { kind: "pinned", fingerprint: key.fingerprint, previous: previous?.fingerprint };
+  }
+
+  readInstallerCode(content: ReplyContent): Promise<InstallerRead> {
+    return readInstallerCode(content);
+  }
+
+  parseTarget(text: string): SshTarget | { error: string } {
+    return parseTarget(text);
+  }
+
+  forgetHostKey(machine: string): Promise<void> {
+    return forgetHostKey(this.o.db, this.o.clan, machine);
+  }
+
+  async firstAnswering(addresses: readonly string[], signal: AbortSignal): Promise<string | undefined> {
+    const answers = addresses.map((a) => answersSsh(a, this.o.installerPort, Math.min(this.o.timeoutMs, 5000), signal));
+    // In the installer's order: a later address only wins when the earlier ones do not answer.
+    for (const [i, answer] of answers.entries()) if (await answer) return addresses[i];
+    return undefined;
+  }
+
+  private connect(machine: string, target: SshTarget, signal: AbortSignal): Promise<SshSession> {
+    return connectSsh({
+      target,
+      privateKey: this.o.key.privateKey,
+      timeoutMs: this.o.timeoutMs,
+      signal,
+      verifyHostKey: (key) => this.policy.check(machine, target, key),
+    });
+  }
+
+  private async targetOf(machine: string, signal: AbortSignal): Promise<SshTarget> {
+    const t = (await this.targets([machine], signal)).get(machine);
+    if (!t || "error" in t) throw new SshError("unreachable", t?.error ?? noTargetText);
+    return t;
+  }
+
+  /** Inventory first, then the machine's configured targetHost (one `clan select` for all of them). */
+  private async targets(machines: readonly string[], signal: AbortSignal): Promise<Map<string, SshTarget | { error: string }>> {
+    const inventory = new Map((await this.o.machines(signal)).map((m) => [m.name, m]));
+    const found = new Map<string, SshTarget | { error: string }>();
+    const missing: string[] = [];
+    for (const machine of machines) {
+      const text = inventory.get(machine)?.targetHost;
+      if (text) found.set(machine, parseTarget(text));
+      else missing.push(machine);
+    }
+    if (missing.length) {
+      const configured = await this.o.configuredTargets(signal);
+      for (const machine of missing) {
+        const text = configured[machine];
+        if (text) found.set(machine, parseTarget(text));
+      }
+    }
+    return found;
+  }
+}
+
+const noTargetText = "no target host: set the inventory's deploy.targetHost or clan.core.networking.targetHost";
+
+function problemOf(err: unknown, signal: AbortSignal, timeoutMs: number): { problem: Extract<MachineStatus, { ok: false }>["problem"]; detail: string } {
+  if (signal.aborted) return { problem: "cancelled", detail: "cancelled" };
+  if (err instanceof SshError) {
+    // The per-machine deadline aborts the connection: that is a timeout, not a cancel.
+    if (err.kind === "cancelled") return { problem: "timeout", detail: `no answer within ${Math.round(timeoutMs / 1000)} s` };
+    return { problem: err.kind, detail: err.message };
+  }
+  return { problem: "failed", detail: err instanceof Error ? err.message : String(err) };
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/** Whether `host:port` answers with an SSH banner within `timeoutMs`. */
+export function answersSsh(host: string, port: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host, port });
+    const done = (ok: boolean): void => {
+      signal?.removeEventListener("abort", onAbort);
+      socket.destroy();
+      resolve(ok);
+    };
+    const onAbort = (): void => done(false);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once("data", (d: Buffer) => done(d.toString("latin1").startsWith("SSH-")));
+    socket.once("error", () => done(false));
+  });
+}
