@@ -80,7 +80,7 @@ export async function readInstallerPhoto(image: Uint8Array): Promise<InstallerRe
 /** A reply to "send me the installer's code": a photo, or the JSON pasted (perhaps inside a code block). */
 export async function readInstallerCode(content: ReplyContent): Promise<InstallerRead> {
   if (content.kind === "image") {
-    if (!/^image\/(jpeg|png)$/.test(content.mimetype)) return { ok: false, reason: `it is a ${content.mimetype} file, not a JPEG or PNG photo` };
+    if (!/^image\/(jpeg|png)$/.test(content.mimetype)) return { ok: false, reason: `it is ${content.mimetype}, not a JPEG or PNG photo` };
     return readInstallerPhoto(content.data);
   }
   const text = content.text.trim().replace(/^```(?:json)?\s*/, "").replace(/\s*```$/, "");

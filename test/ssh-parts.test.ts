@@ -1,0 +1,116 @@
+// The pure parts of machines over SSH: target addresses, known_hosts matching, reading the health
+// probe's answer, the root prefix, and how a status table reads.
+
+import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
+import { test } from "node:test";
+import { formatStatus, shortStorePath, shortVersion } from "../commands/ssh-format.ts";
+import { parseKnownHosts } from "../ops/host-keys.ts";
+import { asRoot, generationOf, parseHealth } from "../ops/machine-health.ts";
+import { parseTarget } from "../ops/ssh-target.ts";
+
+test("clan target addresses: user, host, port, IPv6, options", () => {
+  assert.deepEqual(parseTarget("root@laptop.lan"), { user: "root", host: "laptop.lan", port: 22, text: "root@laptop.lan" });
+  assert.deepEqual(parseTarget("nas"), { user: "root", host: "nas", port: 22, text: "nas" });
+  assert.deepEqual(parseTarget("admin@10.0.0.5:2222"), { user: "admin", host: "10.0.0.5", port: 2222, text: "admin@10.0.0.5:2222" });
+  assert.deepEqual(parseTarget("root@[fd00::1]:22"), { user: "root", host: "fd00::1", port: 22, text: "root@[fd00::1]:22" });
+  assert.deepEqual(parseTarget("root@fd00::1"), { user: "root", host: "fd00::1", port: 22, text: "root@fd00::1" });
+  assert.deepEqual(parseTarget("root@nas?Port=2022"), { user: "root", host: "nas", port: 2022, text: "root@nas?Port=2022" });
+  assert.match((parseTarget("root@nas?ProxyJump=gw") as { error: string }).error, /SSH option ProxyJump, which the bot does not support/);
+  assert.match((parseTarget("root@nas:99999") as { error: string }).error, /no valid port/);
+  assert.match((parseTarget("ro ot@nas") as { error: string }).error, /no valid user/);
+  assert.match((parseTarget("root@-oProxyCommand=x") as { error: string }).error, /no valid host/);
+  assert.match((parseTarget("root@[fd00::1") as { error: string }).error, /unclosed/);
+});
+
+test("known_hosts: plain, [host]:port, hashed, wildcard, negated and @revoked lines", () => {
+  const salt = Buffer.from("0123456789abcdef0123");
+  const hash = createHmac("sha1", salt).update("[10.0.0.9]:2222").digest("base64");
+  const entries = parseKnownHosts(
+    [
+      "# comment",
+      "laptop.lan,10.0.0.4 ssh-ed25519 AAAAlaptop",
+      "[10.0.0.5]:2222 ssh-ed25519 AAAAnas",
+      `|1|${salt.toString("base64")}|${hash} ssh-ed25519 AAAAhashed`,
+      "*.home,!router.home ssh-rsa AAAAwild",
+      "@revoked old.lan ssh-ed25519 AAAAold",
+      "@cert-authority *.lan ssh-ed25519 AAAAca",
+      "broken-line",
+    ].join("\n"),
+  );
+  const keysFor = (name: string): string[] => entries.filter((e) => e.matches(name)).map((e) => `${e.revoked ? "revoked " : ""}${e.base64}`);
+  assert.deepEqual(keysFor("10.0.0.4"), ["AAAAlaptop"]);
+  assert.deepEqual(keysFor("[10.0.0.5]:2222"), ["AAAAnas"]);
+  assert.deepEqual(keysFor("10.0.0.5"), []);
+  assert.deepEqual(keysFor("[10.0.0.9]:2222"), ["AAAAhashed"]);
+  assert.deepEqual(keysFor("tv.home"), ["AAAAwild"]);
+  assert.deepEqual(keysFor("router.home"), []);
+  assert.deepEqual(keysFor("old.lan"), ["revoked AAAAold"]);
+});
+
+test("the health probe's answer: every field, missing ones left empty, a pending reboot", () => {
+  const h = parseHealth(
+    [
+      "uptime 93784.12",
+      "version 25.11.20260815.5e2a59a (Xantusia)",
+      "current /nix/store/aaaa-nixos-system-nas-25.11",
+      "booted /nix/store/bbbb-nixos-system-nas-25.11",
+      "generation system-42-link",
+      "bootid 0d2c...",
+      "disk 488245288 312477000 175768288",
+      "failed nginx.service",
+      "failed borgbackup-job-nas.service",
+      "",
+    ].join("\n"),
+  );
+  assert.equal(h.uptimeSeconds, 93784.12);
+  assert.equal(h.generation, 42);
+  assert.equal(h.rebootPending, true);
+  assert.deepEqual(h.failedUnits, ["nginx.service", "borgbackup-job-nas.service"]);
+  assert.deepEqual(h.rootDisk, { sizeKiB: 488245288, usedKiB: 312477000, availKiB: 175768288 });
+  const bare = parseHealth("uptime \nversion \ncurrent \nbooted \ngeneration \nbootid \ndisk   \n");
+  assert.deepEqual(bare, {
+    uptimeSeconds: undefined,
+    nixosVersion: undefined,
+    currentSystem: undefined,
+    bootedSystem: undefined,
+    generation: undefined,
+    bootId: undefined,
+    rebootPending: false,
+    failedUnits: [],
+    rootDisk: undefined,
+  });
+  assert.equal(generationOf("system-7-link"), 7);
+  assert.equal(generationOf("something"), undefined);
+});
+
+test("commands as root: unchanged for root, through sudo -n with the command quoted otherwise", () => {
+  assert.equal(asRoot("root", "systemctl reboot"), "systemctl reboot");
+  assert.equal(asRoot("admin", "printf 'a'"), `sudo -n sh -c 'printf '"'"'a'"'"''`);
+});
+
+test("the status table: one row per machine, problems spelled out below, hints for host keys and refused keys", () => {
+  const health = parseHealth(
+    "uptime 7200\nversion 25.11.20260815.5e2a59a (Xantusia)\ncurrent /nix/store/abcdefgh12-nixos-system-laptop\nbooted /nix/store/abcdefgh12-nixos-system-laptop\ngeneration system-12-link\ndisk 100000000 50000000 50000000\n",
+  );
+  const m = formatStatus(
+    [
+      { machine: "laptop", ok: true, target: "root@laptop", health, drift: { kind: "in-sync", deployId: 42 }, pinnedNow: true },
+      { machine: "nas", ok: false, target: "root@nas", problem: "host-key-changed", detail: "its host key changed: it was SHA256:old, it is now SHA256:new" },
+      { machine: "tv", ok: false, target: "root@tv", problem: "auth", detail: "root@tv does not accept the bot's SSH key" },
+      { machine: "pi", ok: false, target: undefined, problem: "no-target", detail: "no target host" },
+    ],
+    "!",
+  );
+  const [summary, tableText] = m.text.split("\n\n");
+  assert.equal(summary, "4 machines: 1 up, 3 not.");
+  assert.match(tableText ?? "", /^Machine +State +Up +NixOS +System +Reboot +Failed units +Disk \/ +Drift$/m);
+  assert.match(tableText ?? "", /\*laptop\* +🟢 up +2 h +25\.11 \(5e2a59a\) +`abcdefgh` gen 12 +no +none +50% of 102 GB +as deployed \(#42\)/);
+  assert.match(m.text, /\*nas\* \(root@nas\): its host key changed: it was SHA256:old, it is now SHA256:new/);
+  assert.match(m.text, /an admin accepts the new key with `!trust nas`/);
+  assert.match(m.text, /`!sshkey` shows it and how to add it/);
+  assert.match(m.text, /First contact with laptop: I pinned its host key/);
+  assert.match(m.html, /<table>/);
+  assert.equal(shortVersion(undefined), "not NixOS?");
+  assert.equal(shortStorePath("/nix/store/0123456789abcdef-nixos-system-x"), "01234567");
+});
