@@ -1,13 +1,15 @@
 // `npm run bench`: clanbot's latency against a bare echo bot, one bot process in many rooms, and
 // `!deploy` of many machines (fake clan) against the fake clan run alone.
 // Prints a table of figures with their goals and verdicts; exits 0 even when a goal is missed.
-//   node bench/run.ts [--quick] [--only latency|scale|deploy] [--bot-node-options="<V8/Node flags for clanbot>"]
+// Machines over SSH: `status` of 50 sshd targets against one; the installer's QR code in a 12 MP photo.
+//   node bench/run.ts [--quick] [--only latency|scale|deploy|ssh] [--bot-node-options="<V8/Node flags for clanbot>"]
 import { parseArgs } from "node:util";
 import { runDeployBench, type DeployBenchResult, type DeployRecordTimes } from "./deploy.ts";
 import type { ObservedDeploy } from "./deploy-observe.ts";
 import { runLatency, type BotLatency, type LatencyResult } from "./latency.ts";
 import { STOP_GRACE_MS, type Stopped } from "./proc.ts";
 import { runScale, type ScaleResult } from "./scale.ts";
+import { runSshBench, type SshBenchResult } from "./ssh.ts";
 import { formatTable, mb, ms, ratio, seconds, type Row } from "./stats.ts";
 
 const LATENCY_RATIO_GOAL = 1.1;
@@ -16,6 +18,8 @@ const RSS_GOAL = 300 * 2 ** 20;
 const DEPLOY_RATIO_GOAL = 1.05;
 const EDIT_GAP_GOAL_MS = 2000;
 const DEPLOY_RSS_GROWTH_GOAL = 50 * 2 ** 20;
+const SSH_STATUS_RATIO_GOAL = 3;
+const QR_DECODE_GOAL_MS = 1000;
 
 const { values: args } = parseArgs({
   options: {
@@ -98,6 +102,36 @@ function scaleRows(r: ScaleResult): Row[] {
     { metric: `scale: RSS after load (+5 s)`, value: mb(r.rssAfterLoad), goal: "< 300 MB", met: r.rssAfterLoad < RSS_GOAL },
     { metric: `scale: RSS high-water mark (VmHWM)`, value: mb(r.rssHwm) },
     stopRow(`scale: clanbot (${r.rooms} rooms)`, r.stop),
+  ];
+}
+
+function sshRows(r: SshBenchResult): Row[] {
+  const statusRatio = r.all.p50 / r.one.p50;
+  return [
+    { metric: `ssh: status of 1 machine (p50 of ${r.one.n})`, value: ms(r.one.p50), baseline: `p90 ${ms(r.one.p90)}` },
+    {
+      metric: `ssh: status of ${r.machines} machines, parallel ${r.parallel} (p50 of ${r.all.n})`,
+      value: ms(r.all.p50),
+      baseline: `max ${ms(r.all.max)}`,
+    },
+    {
+      metric: `ssh: during the ${r.machines}: host CPU busy; the bot's CPU per status`,
+      value: `${r.hostCoresBusy.toFixed(2)} of ${r.cores} cores; ${ms(r.botCpuMsPerFleet)}`,
+      baseline: "every sshd runs on this host",
+    },
+    {
+      metric: `ssh: ${r.machines} machines / 1 machine`,
+      value: ratio(statusRatio),
+      goal: `< ${SSH_STATUS_RATIO_GOAL}x`,
+      met: statusRatio < SSH_STATUS_RATIO_GOAL,
+    },
+    { metric: "ssh: machines that did not answer", value: String(r.failures), goal: "0", met: r.failures === 0 },
+    {
+      metric: `ssh: QR code in a ${r.photo.width}x${r.photo.height} JPEG (${mb(r.photo.bytes)}), p50 / max of ${r.decode.n}`,
+      value: `${ms(r.decode.p50)} / ${ms(r.decode.max)}${r.decodedOk ? "" : " (NOT READ)"}`,
+      goal: `< ${QR_DECODE_GOAL_MS} ms`,
+      met: r.decodedOk && r.decode.max < QR_DECODE_GOAL_MS,
+    },
   ];
 }
 
@@ -262,6 +296,13 @@ async function main(): Promise<void> {
       rows.push(...deployRows(await runDeployBench({ machines, rounds: quick ? 1 : 3, parallel: 10, delayMs: 1000, bigBytes, bigDelayMs: 100, progress, botNodeOptions })));
     } catch (err) {
       failures.push(`deploy: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  }
+  if (args.only === undefined || args.only === "ssh") {
+    try {
+      rows.push(...sshRows(await runSshBench({ machines: quick ? 20 : 50, parallel: 10, rounds: quick ? 2 : 5, progress })));
+    } catch (err) {
+      failures.push(`ssh: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     }
   }
   const flags = botNodeOptions ? `, clanbot NODE_OPTIONS="${botNodeOptions}"` : "";

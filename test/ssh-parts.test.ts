@@ -53,9 +53,10 @@ test("the health probe's answer: every field, missing ones left empty, a pending
     [
       "uptime 93784.12",
       "version 25.11.20260815.5e2a59a (Xantusia)",
-      "current /nix/store/aaaa-nixos-system-nas-25.11",
-      "booted /nix/store/bbbb-nixos-system-nas-25.11",
-      "generation system-42-link",
+      "link /run/current-system /nix/store/aaaa-nixos-system-nas-25.11",
+      "link /run/booted-system /nix/store/bbbb-nixos-system-nas-25.11",
+      "link /nix/var/nix/profiles/system system-42-link",
+      "link /etc/unexpected /somewhere",
       "bootid 0d2c...",
       "disk 488245288 312477000 175768288",
       "failed nginx.service",
@@ -68,7 +69,7 @@ test("the health probe's answer: every field, missing ones left empty, a pending
   assert.equal(h.rebootPending, true);
   assert.deepEqual(h.failedUnits, ["nginx.service", "borgbackup-job-nas.service"]);
   assert.deepEqual(h.rootDisk, { sizeKiB: 488245288, usedKiB: 312477000, availKiB: 175768288 });
-  const bare = parseHealth("uptime \nversion \ncurrent \nbooted \ngeneration \nbootid \ndisk   \n");
+  const bare = parseHealth("uptime \nversion \nbootid \ndisk   \n");
   assert.deepEqual(bare, {
     uptimeSeconds: undefined,
     nixosVersion: undefined,
@@ -91,7 +92,7 @@ test("commands as root: unchanged for root, through sudo -n with the command quo
 
 test("the status table: one row per machine, problems spelled out below, hints for host keys and refused keys", () => {
   const health = parseHealth(
-    "uptime 7200\nversion 25.11.20260815.5e2a59a (Xantusia)\ncurrent /nix/store/abcdefgh12-nixos-system-laptop\nbooted /nix/store/abcdefgh12-nixos-system-laptop\ngeneration system-12-link\ndisk 100000000 50000000 50000000\n",
+    "uptime 7200\nversion 25.11.20260815.5e2a59a (Xantusia)\nlink /run/current-system /nix/store/abcdefgh12-nixos-system-laptop\nlink /run/booted-system /nix/store/abcdefgh12-nixos-system-laptop\nlink /nix/var/nix/profiles/system system-12-link\ndisk 100000000 50000000 50000000\n",
   );
   const m = formatStatus(
     [

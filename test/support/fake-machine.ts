@@ -33,6 +33,8 @@ export interface FakeMachineOptions {
   failedUnits?: string[];
   rebootDowntimeMs?: number;
   comesBack?: boolean;
+  /** Only the sshd: commands run on this host as they are, without the machine's directory or stand-ins (benchmarks). */
+  plain?: boolean;
 }
 
 /** A free TCP port on 127.0.0.1 (closed again at once). */
@@ -130,8 +132,7 @@ export class FakeMachine {
       "KbdInteractiveAuthentication no",
       "PubkeyAuthentication yes",
       "PermitRootLogin prohibit-password",
-      `ForceCommand ${SHELL}`,
-      `SetEnv MACHINE_ROOT=${root}`,
+      ...(this.o.plain ? [] : [`ForceCommand ${SHELL}`, `SetEnv MACHINE_ROOT=${root}`]),
       "LogLevel ERROR",
       "",
     ];
