@@ -59,6 +59,9 @@ export interface DeployServiceOptions {
 /** How one machine's step ended, whatever ran it (a local process or a command over SSH). */
 type StepResult = Pick<RunResult, "exitCode" | "signal" | "timedOut" | "cancelled" | "startError" | "durationMs">;
 
+/** nixos-anywhere's last words when an install went through. */
+const INSTALL_DONE = /### Done! ###/;
+
 const WHAT: Record<DeployRequest["kind"], string> = { switch: "deploy", "dry-run": "dry run", rollback: "rollback", install: "install" };
 
 interface LiveMachine {
@@ -70,6 +73,8 @@ interface LiveMachine {
   exitCode?: number;
   storePath?: string;
   generation?: number;
+  /** An install printed nixos-anywhere's last step. */
+  installDone?: boolean;
   note?: string;
   tail: OutputTail;
   abort: AbortController;
@@ -199,9 +204,11 @@ export class DeployService implements Deploys {
         ? "cancelled"
         : result.timedOut
           ? "timed-out"
-          : result.exitCode === 0 && result.startError === undefined
-            ? "done"
-            : "failed";
+          : request.kind === "install"
+            ? this.installOutcome(job, m, result)
+            : result.exitCode === 0 && result.startError === undefined
+              ? "done"
+              : "failed";
       if (result.startError !== undefined) m.tail.push(startErrorText(request.kind === "dry-run" ? this.o.nixCommand : this.o.clanCommand, result.startError));
       if (phase === "timed-out") m.note = `stopped after ${formatDuration(this.timeoutOf(request))}`;
       m.exitCode = result.exitCode;
@@ -237,10 +244,27 @@ export class DeployService implements Deploys {
     const info = { pass, tor, addrs: [source.address, ...source.installer.addrs.filter((a) => a !== source.address)] };
     await writeFile(jsonPath, JSON.stringify(info), { mode: 0o600, flag: "wx" });
     try {
-      return await this.runProcess(job, m, this.o.clanCommand, installArgs(m.machine, this.o.flake, ["-j", jsonPath]));
+      // Should clan ever print the password, it stays out of the log and the room all the same.
+      const secrets = pass !== null && pass.length >= 4 ? [pass] : [];
+      return await this.runProcess(job, m, this.o.clanCommand, installArgs(m.machine, this.o.flake, ["-j", jsonPath]), secrets);
     } finally {
       await rm(jsonPath, { force: true });
     }
+  }
+
+  /**
+   * An install ended well when nixos-anywhere's last step said `### Done! ###`, whatever clan's exit
+   * status: with `-j`, clan (clan_lib/network/qr_code.py) goes on trying the installer's other
+   * addresses after the install, so a finished install exits 1 ("No reachable remote found in QR
+   * code data") and a failed one can exit 0 without a word.
+   */
+  private installOutcome(job: Job, m: LiveMachine, result: StepResult): FinalPhase {
+    if (result.startError !== undefined || !m.installDone) {
+      if (result.exitCode === 0) m.tail.push("clanbot: clan exited 0, but the install never reached its last step (### Done! ###)");
+      return "failed";
+    }
+    if (result.exitCode !== 0) job.log.line(`[${m.machine}] clanbot: the install reached its last step; clan's exit status ${String(result.exitCode)} after it is not counted`);
+    return "done";
   }
 
   private timeoutOf(request: DeployRequest): number {
@@ -283,7 +307,7 @@ export class DeployService implements Deploys {
     }
   }
 
-  private async runProcess(job: Job, m: LiveMachine, file: string, args: readonly string[]): Promise<RunResult> {
+  private async runProcess(job: Job, m: LiveMachine, file: string, args: readonly string[], secrets: readonly string[] = []): Promise<RunResult> {
     const { request } = job;
     const { db, clock } = this.o;
     m.phase = "building";
@@ -303,12 +327,14 @@ export class DeployService implements Deploys {
       onSpawn: (pid) => {
         recording = machineStarted(db, request.id, m.machine, m.startedAt as number, pid, processStartTime(pid));
       },
-      onLine: (line, stream) => {
+      onLine: (raw, stream) => {
+        const line = secrets.length ? maskSecrets(raw, secrets) : raw;
         job.log.line(line.startsWith(prefix) ? line : prefix + line);
         m.tail.push(line);
         // A dry run's result is what nix prints on stdout; a deploy's is the system profile it sets.
         const path = request.kind !== "dry-run" || stream === "stdout" ? systemPathIn(line) : undefined;
         if (path) m.storePath = path;
+        if (request.kind === "install" && INSTALL_DONE.test(line)) m.installDone = true;
         const next = phaseAfter(m.phase, line);
         if (next !== m.phase) {
           m.phase = next;
@@ -433,6 +459,10 @@ export function dryRunArgs(flake: string, machine: string): string[] {
 /** `clan machines install`, never asking (`--yes`), trusting the installer's new host key on first sight. */
 export function installArgs(machine: string, flake: string, target: readonly string[]): string[] {
   return ["machines", "install", machine, ...target, "--yes", "--host-key-check", "accept-new", "--flake", flake];
+}
+
+function maskSecrets(line: string, secrets: readonly string[]): string {
+  return secrets.reduce((l, secret) => l.split(secret).join("********"), line);
 }
 
 function startErrorText(command: string, code: string): string {

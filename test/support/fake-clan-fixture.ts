@@ -19,7 +19,18 @@ export const FIXTURE_FILE = "clan-fixture.json";
 /** Exit status of the fake for a clan command it does not emulate, or a bad fixture. */
 export const NOT_EMULATED_EXIT = 99;
 
-export type FakeClanCommand = "machines list" | "machines update" | "select" | "backups create" | "backups list" | "backups restore" | "nix build";
+export type FakeClanCommand =
+  | "machines list"
+  | "machines update"
+  | "machines install"
+  | "select"
+  | "backups create"
+  | "backups list"
+  | "backups restore"
+  | "nix build";
+
+/** The nixos-anywhere phases of `clan machines install`, in the order clan runs them. */
+export type FakeClanInstallPhase = "kexec" | "disko" | "install" | "reboot";
 
 /** true: every machine; a list: only these machines. */
 export type MachineSwitch = boolean | string[];
@@ -30,12 +41,19 @@ export interface FakeClanKnobs {
   bytes?: number;
   bytesStream?: "stdout" | "stderr";
   fail?: MachineSwitch;
-  failPhase?: "build" | "connect" | "activate" | "inhibitors";
+  /** update: "build" (default) | "connect" | "activate" | "inhibitors"; install: a phase (default "install") or "connect". */
+  failPhase?: "build" | "connect" | "activate" | "inhibitors" | FakeClanInstallPhase;
   failMessage?: string;
   hang?: MachineSwitch;
   hangOnStdin?: MachineSwitch;
   generateVars?: MachineSwitch;
   orphanGraceMs?: number;
+  /** install: installer addresses (or --target-host hosts) that do not answer. */
+  unreachable?: string[];
+  /** install: the target runs the clan installer, so kexec does nothing (default: true for -j/-P). */
+  installer?: boolean;
+  /** install with -j/-P: exit as clan really does (success: exit 1 "No reachable remote found in QR code data: "; ClanError: swallowed, exit 0). */
+  qrCodeExitBug?: boolean;
 }
 
 export interface FakeClanCommandKnobs extends FakeClanKnobs {
@@ -75,6 +93,52 @@ export interface FakeClanFixture {
   behaviour?: Partial<Record<FakeClanCommand | "default", FakeClanCommandKnobs>>;
 }
 
+/** A file clan was given (-j FILE, -P FILE), as the fake found it. */
+export interface FakeClanFileInfo {
+  /** As given on the command line. */
+  path: string;
+  absolutePath: string;
+  /** Permission bits, e.g. 0o600; null if the file did not exist. */
+  mode: number | null;
+  /** The same, e.g. "0600". */
+  modeOctal: string | null;
+  uid: number | null;
+  size: number | null;
+}
+
+/**
+ * What `clan machines install` was asked to do, logged once it chose its target (or failed
+ * before that). Never the password: only whether there is one and where it came from.
+ */
+export interface FakeClanInstallRecord {
+  machine: string;
+  targetSource: "target-host" | "json" | "png" | "inventory";
+  /** -j: an existing file's path ("file") or JSON text on the command line ("inline"). */
+  jsonSource: "file" | "inline" | null;
+  jsonFile: FakeClanFileInfo | null;
+  png: FakeClanFileInfo | null;
+  /** The installer JSON's addrs and tor, as parsed. */
+  addrs: unknown;
+  tor: unknown;
+  /** Which installer address was used. */
+  via: "direct" | "tor" | null;
+  /** "user@host" clan installs to; null if none was found. */
+  target: string | null;
+  host: string | null;
+  user: string | null;
+  port: number | null;
+  hasPassword: boolean;
+  passwordSource: "json-file" | "json-inline" | "png" | "argv" | null;
+  /** --password was on the command line (visible to anyone running ps). */
+  passwordOnCommandLine: boolean;
+  identityFile: string | null;
+  yes: boolean;
+  phases: string | null;
+  buildOn: "auto" | "local" | "remote" | null;
+  updateHardwareConfig: "nixos-facter" | "nixos-generate-config" | "none";
+  hostKeyCheck: string;
+}
+
 export interface FakeClanInvocation {
   /** Set by the fake `nix`; absent for `clan`. */
   program?: "nix";
@@ -86,6 +150,8 @@ export interface FakeClanInvocation {
   env: { NO_COLOR?: string; CLAN_DIR?: string };
   stdinIsTTY: boolean;
   time: string;
+  /** Only for `clan machines install`. */
+  install?: FakeClanInstallRecord;
 }
 
 export interface MakeFlakeOptions {

@@ -1,7 +1,8 @@
 // A small emulation of Python's argparse (3.13), enough to reproduce what clan's
 // parser prints and how it exits: usage wrapping at the terminal width, prefix
 // abbreviations of long options, `--opt=value`, nargs 0/1/2/'+'/'*', sub-parsers,
-// "unrecognized arguments" reported by the top-level parser, exit status 2.
+// "unrecognized arguments" reported by the top-level parser, exit status 2, and
+// mutually exclusive groups (an option's `group`: "not allowed with argument ...").
 
 export class ArgparseExit extends Error {
   constructor(code, stdout, stderr) {
@@ -23,7 +24,8 @@ export function terminalColumns() {
 const PARSER = "A...";
 
 /**
- * Option: { flags: string[], dest, nargs: 0|1|2|'+', metavar?, choices?, help?, kind: 'store'|'true'|'append-option'|'help', default? }
+ * Option: { flags: string[], dest, nargs: 0|1|2|'+', metavar?, choices?, help?, kind: 'store'|'true'|'append-option'|'help', default?,
+ *           group?: name of its mutually exclusive group (add_mutually_exclusive_group) }
  * Positional: { dest, nargs: 1|'*'|PARSER, metavar?, help?, default? }
  * Parser: { prog, usage?, description?, epilog?, options, positionals, subcommands?: Map(name -> parser), subMetavar?, subRequired? }
  */
@@ -110,9 +112,21 @@ function actionName(action, parser) {
 }
 
 function usageParts(parser) {
-  const opt = parser.options.map((o) => {
+  const options = parser.options;
+  // HelpFormatter._get_actions_usage_parts: a mutually exclusive group is shown as
+  // "[-a A | -b B]" only when its options are next to each other in the parser.
+  const grouped = new Map();
+  for (const name of new Set(options.map((o) => o.group).filter(Boolean))) {
+    const members = options.filter((o) => o.group === name);
+    const start = options.indexOf(members[0]);
+    if (options.slice(start, start + members.length).every((o) => o.group === name)) grouped.set(name, members);
+  }
+  const opt = options.map((o) => {
     const part = o.nargs === 0 ? o.flags[0] : `${o.flags[0]} ${formatArgs(o.nargs, optionMetavar(o))}`;
-    return `[${part}]`;
+    const members = grouped.get(o.group);
+    if (!members) return `[${part}]`;
+    const i = members.indexOf(o);
+    return `${i === 0 ? "[" : ""}${part}${i === members.length - 1 ? "]" : " |"}`;
   });
   const pos = parser.positionals.map((p) => formatArgs(p.nargs, positionalMetavar(p, parser)));
   return { opt, pos };
@@ -180,8 +194,8 @@ export function formatHelp(parser) {
     return { inv, help: p.help, indent: 2, subs };
   });
   const options = parser.options.map((o) => {
-    const inv =
-      o.nargs === 0 ? o.flags.join(", ") : o.flags.map((f) => `${f} ${formatArgs(o.nargs, optionMetavar(o))}`).join(", ");
+    // Python 3.13: "-j, --json JSON", the metavar once, after the last flag
+    const inv = o.nargs === 0 ? o.flags.join(", ") : `${o.flags.join(", ")} ${formatArgs(o.nargs, optionMetavar(o))}`;
     let help = o.help;
     if (help !== undefined && o.choices && o.default != null) help = `${help} (default: ${o.default})`;
     return { inv, help, indent: 2, subs: [] };
@@ -286,6 +300,7 @@ function parseKnownArgs(parser, args, ns) {
   const extras = [];
   const childUnrecognized = [];
   const seen = new Set();
+  const seenNonDefault = new Set();
   const optionIndices = new Map();
   let pattern = "";
   for (let i = 0; i < args.length; i++) {
@@ -321,6 +336,11 @@ function parseKnownArgs(parser, args, ns) {
       if (k >= 0) strings = [...strings.slice(0, k), ...strings.slice(k + 1)];
     }
     if (action.choices) for (const s of strings) if (!action.choices.includes(s)) invalidChoice(parser, action, s, action.choices);
+    if (action.group) {
+      seenNonDefault.add(action);
+      const conflict = parser.options.find((o) => o !== action && o.group === action.group && seenNonDefault.has(o));
+      if (conflict) fail(parser, `argument ${actionName(action, parser)}: not allowed with argument ${actionName(conflict, parser)}`);
+    }
     if (action.kind === "true") ns[action.dest] = true;
     else if (action.kind === "append-option") ns[action.dest].push("--option", strings[0], strings[1]);
     else if (action.nargs === 1) ns[action.dest] = strings[0];

@@ -140,7 +140,8 @@ export function traceback(crash) {
   const frames = [
     [`/nix/store/6r0v1a1sk1wqvxfxl0hm7bq3mq1rj7lm-clan-cli/bin/.clan-wrapped`, 9, "<module>", "sys.exit(main())"],
     [`${SITE}/clan_cli/cli.py`, 471, "main", "args.func(args)"],
-    ...crash.frames.map(([file, line, fn, code]) => [`${SITE}/${file}`, line, fn, code]),
+    // clan's own files are relative to site-packages; absolute paths (the stdlib) stay as they are
+    ...crash.frames.map(([file, line, fn, code]) => [file.startsWith("/") ? file : `${SITE}/${file}`, line, fn, code]),
   ];
   let text = "Traceback (most recent call last):\n";
   for (const [file, line, fn, code] of frames) text += `  File "${file}", line ${line}, in ${fn}\n    ${code}\n`;

@@ -1,7 +1,16 @@
 // Behaviour knobs from clan-fixture.json ("behaviour"), resolved for one command and,
 // optionally, one machine: default <- "<command>" <- "<command>".perMachine.<machine>.
 
-export const COMMAND_KEYS = ["machines list", "machines update", "select", "backups create", "backups list", "backups restore", "nix build"];
+export const COMMAND_KEYS = [
+  "machines list",
+  "machines update",
+  "machines install",
+  "select",
+  "backups create",
+  "backups list",
+  "backups restore",
+  "nix build",
+];
 
 export function knobsFor(fixture, command, machine = null) {
   const b = fixture?.behaviour ?? {};

@@ -9,6 +9,7 @@ import { buildParser } from "./cli.mjs";
 import { backupsCreate, backupsList, backupsRestore, machinesList, selectCommand } from "./commands.mjs";
 import { ClanError, FakeSetupError, NOT_EMULATED_EXIT, PythonCrash, err, log, out, traceback } from "./errors.mjs";
 import { flakeIdentifier, openFlake, requireFlake } from "./flake.mjs";
+import { machinesInstall } from "./install.mjs";
 import { knobsFor } from "./knobs.mjs";
 import { killChildren } from "./proc.mjs";
 import { machinesUpdate } from "./update.mjs";
@@ -16,6 +17,7 @@ import { machinesUpdate } from "./update.mjs";
 const HANDLERS = {
   "machines list": machinesList,
   "machines update": machinesUpdate,
+  "machines install": machinesInstall,
   select: selectCommand,
   "backups create": backupsCreate,
   "backups list": backupsList,
@@ -32,9 +34,12 @@ function processGroup() {
   }
 }
 
-function recordInvocation(argv) {
-  const file = process.env.FAKE_CLAN_LOG;
-  if (!file) return;
+/**
+ * The invocation log entry of this run: one JSON line, written once. Every command
+ * writes it at once, except `machines install`, which adds an `install` object
+ * (install.mjs) and writes it as soon as it knows its target (or fails before).
+ */
+function invocationLog(argv) {
   const env = {};
   for (const name of ["NO_COLOR", "CLAN_DIR"]) if (process.env[name] !== undefined) env[name] = process.env[name];
   const entry = {
@@ -47,15 +52,24 @@ function recordInvocation(argv) {
     stdinIsTTY: isatty(0),
     time: new Date().toISOString(),
   };
-  mkdirSync(path.dirname(file), { recursive: true });
-  appendFileSync(file, `${JSON.stringify(entry)}\n`);
+  let written = false;
+  return (extra = {}) => {
+    const file = process.env.FAKE_CLAN_LOG;
+    if (written || !file) return;
+    written = true;
+    mkdirSync(path.dirname(file), { recursive: true });
+    appendFileSync(file, `${JSON.stringify({ ...entry, ...extra })}\n`);
+  };
 }
 
 export async function main(argv) {
-  recordInvocation(argv);
+  const record = invocationLog(argv);
+  const installRecord = {};
+  const recordInstall = () => record({ install: installRecord });
   process.on("SIGINT", () => {
     // KeyboardInterrupt: clan logs a warning and exits 1; its children get the
     // signal too when it came from the terminal (same process group).
+    recordInstall();
     killChildren("SIGTERM");
     log("Interrupted by user");
     process.exit(1);
@@ -66,15 +80,18 @@ export async function main(argv) {
   try {
     ns = parseArgs(root, argv);
   } catch (e) {
+    record();
     if (!(e instanceof ArgparseExit)) throw e;
     out(e.stdout);
     err(e.stderr);
     return e.code;
   }
+  const command = ns._path.join(" ");
+  if (command === "machines install") process.on("exit", recordInstall);
+  else record();
   if (argv.length === 0) out(formatHelp(root));
   if (ns._path.length === 0) return 0;
 
-  const command = ns._path.join(" ");
   const handler = HANDLERS[command];
   if (!handler) {
     err(`fake-clan: 'clan ${command}' is not emulated by the fake (arguments: ${JSON.stringify(ns._rest ?? [])})\n`);
@@ -89,6 +106,9 @@ export async function main(argv) {
     command,
     identifier,
     debug: ns.debug,
+    /** machines install: the `install` fields of the invocation log entry, and writing it. */
+    installRecord,
+    recordInvocation: recordInstall,
     flake() {
       if (flake === null) {
         if (ns.debug) log(`Prefetching flake ${identifier}`);
@@ -106,6 +126,7 @@ export async function main(argv) {
     await handler(ctx);
     return 0;
   } catch (e) {
+    if (command === "machines install") recordInstall();
     if (e instanceof ClanError) {
       if (ns.debug) {
         log("Exited with error");

@@ -8,7 +8,11 @@
 //   after        [[stream, line]] written when delayMs is over
 //   delayMs      how long the command takes
 //   hang         true: after `before` (and `during`) never finish, until killed
+//   repeat       { lines: [[stream, line]], everyMs } after `before`/`during`: write these lines
+//                again and again, every everyMs, never finishing (a retry loop), until killed
 //   exitCode     exit status
+//   tagged       true: every line goes to stderr as "<1|2>\t<line>" (its real stream first),
+//                so that runChild() sees stdout and stderr lines in the order they were written
 //   orphanGraceMs  if the parent dies without killing us, exit after this long (default 5000),
 //                so a test that only kills the fake's pid can still see us, but we never leak.
 
@@ -17,7 +21,8 @@ if (spec.title) process.title = spec.title;
 
 const write = (stream, line) => {
   try {
-    (stream === "stdout" ? process.stdout : process.stderr).write(`${line}\n`);
+    if (spec.tagged) process.stderr.write(`${stream === "stdout" ? 1 : 2}\t${line}\n`);
+    else (stream === "stdout" ? process.stdout : process.stderr).write(`${line}\n`);
   } catch {
     // reader gone
   }
@@ -52,7 +57,12 @@ for (let k = 0; k < total; k++) {
 const rest = started + delay - Date.now();
 if (rest > 0) await sleep(rest);
 
-if (spec.hang) {
+if (spec.repeat) {
+  const again = () => {
+    for (const [s, l] of spec.repeat.lines) write(s, l);
+  };
+  setInterval(again, spec.repeat.everyMs ?? 3000);
+} else if (spec.hang) {
   setInterval(() => {}, 1 << 30);
 } else {
   for (const [s, l] of spec.after ?? []) write(s, l);

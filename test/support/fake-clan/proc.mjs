@@ -26,7 +26,7 @@ export function killChildren(signal = "SIGTERM") {
 
 /**
  * Runs one emulated command. spec (see nix-child.mjs): { title, before, during, after,
- * stdout, progress, delayMs, hang, exitCode, orphanGraceMs }. `logStreams` says which
+ * stdout, progress, delayMs, hang, repeat, tagged, exitCode, orphanGraceMs }. `logStreams` says which
  * streams clan logs live (RunOpts.log); both are always captured for error messages.
  */
 export async function runChild(spec, { prefix = null, logStreams = ["stderr"] } = {}) {
@@ -39,9 +39,16 @@ export async function runChild(spec, { prefix = null, logStreams = ["stderr"] } 
   const relay = (stream, name) =>
     new Promise((resolve) => {
       const rl = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
-      rl.on("line", (line) => {
-        captured[name] += `${line}\n`;
-        if (logStreams.includes(name)) log(line, prefix);
+      rl.on("line", (raw) => {
+        let line = raw;
+        let from = name;
+        // spec.tagged: both streams come through stderr, in order, as "<1|2>\t<line>"
+        if (spec.tagged && /^[12]\t/.test(raw)) {
+          from = raw[0] === "1" ? "stdout" : "stderr";
+          line = raw.slice(2);
+        }
+        captured[from] += `${line}\n`;
+        if (logStreams.includes(from)) log(line, prefix);
       });
       rl.on("close", resolve);
     });

@@ -55,7 +55,7 @@ async function localRun(prefix, cmd, { spec, logStreams = ["stderr"], check = tr
 
 // ---- vars generators ---------------------------------------------------------------
 
-const PROMPT_FRAMES = [
+export const PROMPT_FRAMES = [
   ["clan_cli/machines/update.py", 210, "update_command", "run_generators(all_machines, full_closure=False)"],
   ["clan_lib/vars/generate.py", 320, "run_generators", "generator.name: prompt_func(generator) for generator in generators_to_run"],
   ["clan_lib/vars/generate.py", 252, "prompt_func", "prompt_values[prompt.name] = ask("],
@@ -70,13 +70,13 @@ const PROMPT_FRAMES = [
  * it, an open pipe with nothing in it waits, and end of input fails the way clan fails
  * when stdin is not a terminal (termios.tcgetattr raises; uncaught; exit status 1).
  */
-async function prompt(machine) {
+export async function prompt(machine, frames = PROMPT_FRAMES) {
   const ident = "root-password/password";
   log(`Prompting value for ${ident} for machines: ${machine}`);
   const text = `Enter the value for ${ident}:`;
   out(`${text} (hidden): `);
   const answer = await readStdinLine();
-  if (answer === null) throw new PythonCrash("termios.error", "(25, 'Inappropriate ioctl for device')", PROMPT_FRAMES);
+  if (answer === null) throw new PythonCrash("termios.error", "(25, 'Inappropriate ioctl for device')", frames);
   out("\n");
   if (isatty(0)) {
     out(`Confirm ${text} (hidden): `);
@@ -87,7 +87,7 @@ async function prompt(machine) {
   log("Input received and confirmed. Processing...");
 }
 
-function generatedVars(machine) {
+export function generatedVars(machine) {
   log(`Updated secret var openssh/ssh.id_ed25519 for machines: ${machine}\n`, machine);
   const key = Buffer.from(storePath(`ssh-key-${machine}`)).toString("base64").slice(0, 43);
   log(`Updated var openssh/ssh.id_ed25519.pub for machines: ${machine}\n  old: <not set>\n  new: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${key} nixbld\n`, machine);
