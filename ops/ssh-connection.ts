@@ -1,4 +1,5 @@
-import ssh2 from "ssh2";
+import { connect as tcpConnect } from "node:net";
+import ssh2, { type PublicKeyAuthMethod } from "ssh2";
 import { hostKeyOf, type HostKey, type HostKeyVerdict } from "./host-keys.ts";
 import type { SshTarget } from "./ssh-target.ts";
 
@@ -181,11 +182,17 @@ export function connectSsh(o: ConnectOptions): Promise<SshSession> {
       fail(new SshError("unreachable", `cannot connect to ${target.host}:${target.port}${code}${err.code ? "" : `: ${err.message}`}`));
     });
     client.on("close", () => fail(new SshError("closed", "the connection closed during login")));
+    // ssh2 leaves Nagle's algorithm on: with delayed ACKs every round trip of the login then waits
+    // ~40 ms (200 ms for a login instead of 30 on loopback). Our own socket, without the delay.
+    const sock = tcpConnect({ host: target.host, port: target.port });
+    const byKey: PublicKeyAuthMethod = { type: "publickey", username: target.user, key: o.privateKey };
+    sock.setNoDelay(true);
     client.connect({
-      host: target.host,
-      port: target.port,
+      sock,
       username: target.user,
       privateKey: o.privateKey,
+      // Straight to the key: no "none" attempt first, one round trip less.
+      authHandler: [byKey],
       readyTimeout: o.timeoutMs,
       keepaliveInterval: 15_000,
       keepaliveCountMax: 4,
