@@ -6,7 +6,7 @@ import { EventType, RelationType, type MatrixClient } from "matrix-js-sdk";
 import { commitFlake, download, editsOf, updateRuns, waitForStatus, waitForStatusMessage } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
 import { fakeNixPath, processesInGroup, readInvocations, writeFixture, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
-import { reactionsOn, say, timeline, waitForEvent, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
+import { reactionsOn, say, timeline, waitForEvent, waitForReaction, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
 
 const FIXTURE: FakeClanFixture = {
   machines: {
@@ -39,20 +39,7 @@ const bob = await w.person("bob");
 await w.alice.setPowerLevel(w.roomId, bob.getSafeUserId(), 50);
 const carol = await w.person("carol");
 
-/** The ✅ or ❌ that ends a command. */
-async function outcome(client: MatrixClient, commandId: string, timeoutMs = 20_000): Promise<string> {
-  const e = await waitForEvent(
-    client,
-    w.roomId,
-    (ev) => {
-      const r = ev.getContent()["m.relates_to"] as { event_id?: string; key?: string } | undefined;
-      return ev.getType() === "m.reaction" && r?.event_id === commandId && (r.key === "✅" || r.key === "❌" || r.key === "⛔");
-    },
-    timeoutMs,
-    `the outcome of ${commandId}`,
-  );
-  return (e.getContent()["m.relates_to"] as { key: string }).key;
-}
+const outcome = (client: MatrixClient, commandId: string, timeoutMs = 20_000): Promise<string> => waitForOutcome(client, w.roomId, commandId, timeoutMs);
 
 const fileReply = (commandId: string) =>
   waitForEvent(w.alice, w.roomId, (e) => e.getContent().msgtype === "m.file" && e.replyEventId === commandId, 10_000, "the log file");

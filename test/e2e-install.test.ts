@@ -12,7 +12,7 @@ import { download, waitForStatus } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
 import { readInvocations, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
 import { FakeMachine } from "./support/fake-machine.ts";
-import { say, timeline, waitForEvent, waitForReply } from "./support/matrix-wait.ts";
+import { say, timeline, waitForEvent, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
 import { qrPhoto } from "./support/photo.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
@@ -36,19 +36,7 @@ const w: World = await world({
   config: (base) => ({ ...base, ssh: { keyFile, timeout: "3s" }, install: { replyTimeout: "20s", installerPort: installer.port } }),
 });
 
-async function outcome(client: MatrixClient, commandId: string, timeoutMs = 30_000): Promise<string> {
-  const e = await waitForEvent(
-    client,
-    w.roomId,
-    (ev) => {
-      const r = ev.getContent()["m.relates_to"] as { event_id?: string; key?: string } | undefined;
-      return ev.getType() === "m.reaction" && r?.event_id === commandId && ["✅", "❌", "⛔"].includes(r.key ?? "");
-    },
-    timeoutMs,
-    `the outcome of ${commandId}`,
-  );
-  return (e.getContent()["m.relates_to"] as { key: string }).key;
-}
+const outcome = (client: MatrixClient, commandId: string, timeoutMs = 30_000): Promise<string> => waitForOutcome(client, w.roomId, commandId, timeoutMs);
 
 /** What a phone app does with a photo: upload it, then post it as m.image. */
 async function sendPhoto(client: MatrixClient, jpeg: Buffer, width: number, height: number): Promise<string> {

@@ -10,7 +10,7 @@ import { waitForStatus } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
 import type { FakeClanFixture } from "./support/fake-clan-fixture.ts";
 import { FakeMachine, freePort } from "./support/fake-machine.ts";
-import { say, waitForEvent, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
+import { say, waitForEvent, waitForReaction, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 const dir = await tempDir("clanbot-e2e-ssh-");
@@ -37,19 +37,7 @@ const w: World = await world({
 const bob = await w.person("bob");
 await w.alice.setPowerLevel(w.roomId, bob.getSafeUserId(), 50);
 
-async function outcome(client: MatrixClient, commandId: string, timeoutMs = 20_000): Promise<string> {
-  const e = await waitForEvent(
-    client,
-    w.roomId,
-    (ev) => {
-      const r = ev.getContent()["m.relates_to"] as { event_id?: string; key?: string } | undefined;
-      return ev.getType() === "m.reaction" && r?.event_id === commandId && ["✅", "❌", "⛔"].includes(r.key ?? "");
-    },
-    timeoutMs,
-    `the outcome of ${commandId}`,
-  );
-  return (e.getContent()["m.relates_to"] as { key: string }).key;
-}
+const outcome = (client: MatrixClient, commandId: string, timeoutMs = 20_000): Promise<string> => waitForOutcome(client, w.roomId, commandId, timeoutMs);
 
 /** Answers the bot's question to `commandId` with the asker's ✅. */
 async function confirm(client: MatrixClient, commandId: string, pattern: RegExp): Promise<void> {

@@ -30,7 +30,7 @@ async function machine(name: string, o: Partial<Parameters<typeof FakeMachine.st
   return m;
 }
 
-async function service(inventory: Machine[], o: { knownHostsFile?: string; timeoutMs?: number; rebootTimeoutMs?: number; configured?: Record<string, string> } = {}) {
+async function service(inventory: Machine[], o: { knownHostsFile?: string; timeoutMs?: number; rebootTimeoutMs?: number; installerPort?: number; configured?: Record<string, string> } = {}) {
   const db = await openDatabase(join(await tempDir(), "db.sqlite3"));
   await migrate(db);
   const ssh = new SshMachineService({
@@ -43,7 +43,7 @@ async function service(inventory: Machine[], o: { knownHostsFile?: string; timeo
     parallel: 4,
     rebootTimeoutMs: o.rebootTimeoutMs ?? 8000,
     rebootPollMs: 200,
-    installerPort: 22,
+    installerPort: o.installerPort ?? 22,
     machines: async () => inventory,
     configuredTargets: async () => o.configured ?? {},
   });
@@ -218,22 +218,7 @@ test("reboot: a machine that does not come back is reported after the bounded wa
 
 test("installer addresses: the first one that answers with SSH wins, in the installer's order", async () => {
   const m = await machine("installer");
-  const db = await openDatabase(join(await tempDir(), "db.sqlite3"));
-  await migrate(db);
-  const ssh = new SshMachineService({
-    clan: "fam",
-    db,
-    clock: Date,
-    key,
-    knownHostsFile: undefined,
-    timeoutMs: 2000,
-    parallel: 4,
-    rebootTimeoutMs: 1000,
-    rebootPollMs: 100,
-    installerPort: m.port,
-    machines: async () => [],
-    configuredTargets: async () => ({}),
-  });
+  const { ssh } = await service([], { installerPort: m.port, timeoutMs: 2000 });
   assert.equal(await ssh.firstAnswering(["127.0.0.2", "127.0.0.1"], signal), "127.0.0.1");
   await m.stopSshd();
   assert.equal(await ssh.firstAnswering(["127.0.0.1"], signal), undefined);

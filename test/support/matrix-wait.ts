@@ -74,3 +74,18 @@ export async function say(client: MatrixClient, roomId: string, body: string): P
   const { event_id } = await client.sendEvent(roomId, EventType.RoomMessage, { msgtype: MsgType.Text, body });
   return event_id;
 }
+
+/** The ✅, ❌ or ⛔ that ends a command, as the person sees it on their message. */
+export async function waitForOutcome(client: MatrixClient, roomId: string, commandId: string, timeoutMs = 20_000): Promise<string> {
+  const e = await waitForEvent(
+    client,
+    roomId,
+    (ev) => {
+      const r = ev.getContent()["m.relates_to"] as { event_id?: string; key?: string } | undefined;
+      return ev.getType() === EventType.Reaction && r?.event_id === commandId && (r.key === "✅" || r.key === "❌" || r.key === "⛔");
+    },
+    timeoutMs,
+    `the outcome of ${commandId}`,
+  );
+  return (e.getContent()["m.relates_to"] as { key: string }).key;
+}
