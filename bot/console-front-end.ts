@@ -82,8 +82,8 @@ function channelFor(out: NodeJS.WritableStream, saveFile: ConsoleOptions["saveFi
       if (interactive) out.write("Paste the text, or the path of an image file: ");
       const answer = (await lines.within(timeoutMs))?.trim();
       if (!answer) return undefined;
-      // Nothing to take out of a terminal's scrollback: the console says so instead.
-      const remove = async (): Promise<boolean> => false;
+      // What is typed here is shown to nobody else: there is nothing to take back.
+      const remove = async (): Promise<boolean> => true;
       if (answer.startsWith("{") || !IMAGE_TYPES[extname(answer).toLowerCase()]) return { content: { kind: "text", text: answer }, remove };
       return { content: { kind: "image", data: await readFile(answer), mimetype: IMAGE_TYPES[extname(answer).toLowerCase()] as string }, remove };
     },

@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { test } from "node:test";
+import { after, test } from "node:test";
 import { FAMILY } from "./support/e2e.ts";
 import { fakeClanDir, makeFlake } from "./support/fake-clan-fixture.ts";
 import { MAIN } from "./support/bot-process.ts";
+import { FakeMachine } from "./support/fake-machine.ts";
+import { qrPhoto } from "./support/photo.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -53,4 +55,24 @@ test("the console acts as the configured user, with that user's level", async ()
   assert.match(r.stdout, /\[⛔\]/);
   assert.match(r.stdout, /1 machine in clan 'home'/);
   assert.doesNotMatch(r.stdout, /`laptop`/);
+});
+
+test("!install in the console: the path of a photo of the installer's QR code, read and installed", async () => {
+  const dir = await tempDir();
+  const flake = await makeFlake(join(dir, "home"), { ...FAMILY, behaviour: { "machines install": { delayMs: 50 } } });
+  const installer = await FakeMachine.start({ dir: join(dir, "installer"), authorizedKeys: [], plain: true });
+  after(() => installer.stop());
+  const photo = qrPhoto(JSON.stringify({ pass: "console-secret-words", tor: null, addrs: ["127.0.0.1"] }), { angleDeg: 30, blur: 1 });
+  const photoPath = join(dir, "IMG_0001.jpg");
+  await writeFile(photoPath, photo.jpeg);
+  const config = join(dir, "config.yaml");
+  await writeFile(config, `storage:\n  path: ${dir}/s.sqlite3\nclan:\n  command: ${fakeClanDir}/clan\ninstall:\n  installerPort: ${installer.port}\n`);
+  const r = await runWithInput(process.execPath, [MAIN, "--config", config, "--console", "--flake", flake], `install media\n${photoPath}\n`, {});
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /send me a photo of that QR code/);
+  assert.match(r.stdout, /Read the installer's code: it answers at 127\.0\.0\.1\. Installing media there now\./);
+  assert.doesNotMatch(r.stdout, /could not remove/);
+  assert.match(r.stdout, /✅ \*media\*: installed in/);
+  assert.match(r.stdout, /\[✅\]/);
+  assert.ok(!r.stdout.includes("console-secret-words") && !r.stderr.includes("console-secret-words"));
 });
