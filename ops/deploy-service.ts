@@ -22,6 +22,7 @@ import { OutputTail, phaseAfter, systemPathIn } from "./deploy-output.ts";
 import { gitRevision } from "./git-revision.ts";
 import { packLog } from "./log-attachment.ts";
 import { LogFile } from "./log-file.ts";
+import { MachineOutput } from "./machine-output.ts";
 import { MachineQueue, Slots, type QueueTicket } from "./machine-queue.ts";
 import { processStartTime } from "./process-identity.ts";
 import { runProcess, startErrorReason, type RunResult } from "./process-runner.ts";
@@ -214,30 +215,35 @@ export class DeployService implements Deploys {
     const prefix = `[${m.machine}] `;
     job.log.line(`${prefix}clanbot: $ ${[file, ...args].join(" ")}`);
     let recording: Promise<void> = Promise.resolve();
-    const result = await runProcess(file, args, {
-      cwd: this.o.flake,
-      timeoutMs: this.o.timeoutMs,
-      killGraceMs: this.o.killGraceMs,
-      signal: m.abort.signal,
-      // The machine's own tail (both streams) is kept in onLine.
-      stderrTailLines: 0,
-      ...(this.o.env ? { env: this.o.env } : {}),
-      onSpawn: (pid) => {
-        recording = machineStarted(db, request.id, m.machine, m.startedAt as number, pid, processStartTime(pid));
-      },
-      onLine: (line, stream) => {
-        job.log.line(line.startsWith(prefix) ? line : prefix + line);
-        m.tail.push(line);
-        // A dry run's result is what nix prints on stdout; a deploy's is the system profile it sets.
-        const path = request.kind === "switch" || stream === "stdout" ? systemPathIn(line) : undefined;
-        if (path) m.storePath = path;
-        const next = phaseAfter(m.phase, line);
-        if (next !== m.phase) {
-          m.phase = next;
-          this.emit(job);
-        }
-      },
+    const output = new MachineOutput(job.log, m.tail, prefix, (line, stream) => {
+      // A dry run's result is what nix prints on stdout; a deploy's is the system profile it sets.
+      const path = request.kind === "switch" || stream === "stdout" ? systemPathIn(line) : undefined;
+      if (path) m.storePath = path;
+      const next = phaseAfter(m.phase, line);
+      if (next !== m.phase) {
+        m.phase = next;
+        this.emit(job);
+      }
     });
+    let result: RunResult;
+    try {
+      result = await runProcess(file, args, {
+        cwd: this.o.flake,
+        timeoutMs: this.o.timeoutMs,
+        killGraceMs: this.o.killGraceMs,
+        signal: m.abort.signal,
+        // The machine's own tail (both streams) is kept by its output.
+        stderrTailLines: 0,
+        ...(this.o.env ? { env: this.o.env } : {}),
+        onSpawn: (pid) => {
+          recording = machineStarted(db, request.id, m.machine, m.startedAt as number, pid, processStartTime(pid));
+        },
+        output,
+      });
+    } finally {
+      // No more output: the tail's lines as text, and the buffer their bytes were copied into let go.
+      m.tail.settle();
+    }
     await recording;
     const how = result.cancelled
       ? "cancelled"
