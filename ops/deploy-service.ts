@@ -20,10 +20,11 @@ import type { Clock, Log } from "../commands/types.ts";
 import type { Db } from "../storage/db.ts";
 import { finishDeploy, machineFinished, machineStarted, recentDeploys, startDeploy } from "../storage/deploys.ts";
 import { activeLocks, lockOf, releaseLock, takeLock } from "../storage/locks.ts";
-import { OutputTail, phaseAfter, systemPathIn } from "./deploy-output.ts";
+import { INSTALL_DONE_MARK, OutputTail, phaseAfter, systemPathIn } from "./deploy-output.ts";
 import { gitRevision } from "./git-revision.ts";
 import { packLog } from "./log-attachment.ts";
 import { LogFile } from "./log-file.ts";
+import { MachineOutput } from "./machine-output.ts";
 import { MachineQueue, Slots, type QueueTicket } from "./machine-queue.ts";
 import { processStartTime } from "./process-identity.ts";
 import { runProcess, startErrorReason, type RunResult } from "./process-runner.ts";
@@ -58,9 +59,6 @@ export interface DeployServiceOptions {
 
 /** How one machine's step ended, whatever ran it (a local process or a command over SSH). */
 type StepResult = Pick<RunResult, "exitCode" | "signal" | "timedOut" | "cancelled" | "startError" | "durationMs">;
-
-/** nixos-anywhere's last words when an install went through. */
-const INSTALL_DONE = /### Done! ###/;
 
 const WHAT: Record<DeployRequest["kind"], string> = { switch: "deploy", "dry-run": "dry run", rollback: "rollback", install: "install" };
 
@@ -316,32 +314,36 @@ export class DeployService implements Deploys {
     const prefix = `[${m.machine}] `;
     job.log.line(`${prefix}clanbot: $ ${[file, ...args].join(" ")}`);
     let recording: Promise<void> = Promise.resolve();
-    const result = await runProcess(file, args, {
-      cwd: this.o.flake,
-      timeoutMs: this.timeoutOf(request),
-      killGraceMs: this.o.killGraceMs,
-      signal: m.abort.signal,
-      // The machine's own tail (both streams) is kept in onLine.
-      stderrTailLines: 0,
-      ...(this.o.env ? { env: this.o.env } : {}),
-      onSpawn: (pid) => {
-        recording = machineStarted(db, request.id, m.machine, m.startedAt as number, pid, processStartTime(pid));
-      },
-      onLine: (raw, stream) => {
-        const line = secrets.length ? maskSecrets(raw, secrets) : raw;
-        job.log.line(line.startsWith(prefix) ? line : prefix + line);
-        m.tail.push(line);
-        // A dry run's result is what nix prints on stdout; a deploy's is the system profile it sets.
-        const path = request.kind !== "dry-run" || stream === "stdout" ? systemPathIn(line) : undefined;
-        if (path) m.storePath = path;
-        if (request.kind === "install" && INSTALL_DONE.test(line)) m.installDone = true;
-        const next = phaseAfter(m.phase, line);
-        if (next !== m.phase) {
-          m.phase = next;
-          this.emit(job);
-        }
-      },
+    const output = new MachineOutput(job.log, m.tail, prefix, secrets, (line, stream) => {
+      // A dry run's result is what nix prints on stdout; a deploy's (or install's) is the system profile it sets.
+      const path = request.kind !== "dry-run" || stream === "stdout" ? systemPathIn(line) : undefined;
+      if (path) m.storePath = path;
+      if (request.kind === "install" && line.includes(INSTALL_DONE_MARK)) m.installDone = true;
+      const next = phaseAfter(m.phase, line);
+      if (next !== m.phase) {
+        m.phase = next;
+        this.emit(job);
+      }
     });
+    let result: RunResult;
+    try {
+      result = await runProcess(file, args, {
+        cwd: this.o.flake,
+        timeoutMs: this.timeoutOf(request),
+        killGraceMs: this.o.killGraceMs,
+        signal: m.abort.signal,
+        // The machine's own tail (both streams) is kept by its output.
+        stderrTailLines: 0,
+        ...(this.o.env ? { env: this.o.env } : {}),
+        onSpawn: (pid) => {
+          recording = machineStarted(db, request.id, m.machine, m.startedAt as number, pid, processStartTime(pid));
+        },
+        output,
+      });
+    } finally {
+      // No more output: the tail's lines as text, and the buffer their bytes were copied into let go.
+      m.tail.settle();
+    }
     await recording;
     const how = result.cancelled
       ? "cancelled"
@@ -459,10 +461,6 @@ export function dryRunArgs(flake: string, machine: string): string[] {
 /** `clan machines install`, never asking (`--yes`), trusting the installer's new host key on first sight. */
 export function installArgs(machine: string, flake: string, target: readonly string[]): string[] {
   return ["machines", "install", machine, ...target, "--yes", "--host-key-check", "accept-new", "--flake", flake];
-}
-
-function maskSecrets(line: string, secrets: readonly string[]): string {
-  return secrets.reduce((l, secret) => l.split(secret).join("********"), line);
 }
 
 function startErrorText(command: string, code: string): string {

@@ -1,4 +1,5 @@
 import { execa } from "execa";
+import { eachLine } from "./line-splitter.ts";
 
 export interface RunOptions {
   cwd?: string;
@@ -7,15 +8,23 @@ export interface RunOptions {
   signal?: AbortSignal;
   timeoutMs: number;
   killGraceMs?: number;
-  /** Keep stdout in memory and return it (for JSON answers); otherwise it is only streamed to onLine. */
+  /** Keep stdout in memory and return it (for JSON answers); otherwise it is only streamed to onLine / output. */
   collectStdout?: boolean;
   maxStdoutBytes?: number;
   /** Every output line, as it comes; memory stays bounded however much a process prints. */
   onLine?: (line: string, stream: "stdout" | "stderr") => void;
+  /** Every output line as bytes, undecoded, for callers that pass on a lot of output and read little of it. */
+  output?: OutputSink;
   /** How many stderr lines to keep for the result; 0 when the caller keeps its own tail. */
   stderrTailLines?: number;
   /** Called once the process exists, with its pid (also its process group id). */
   onSpawn?: (pid: number) => void;
+}
+
+/** Where output lines go as bytes: see LineSink, whose rules hold here too. */
+export interface OutputSink {
+  line(bytes: Buffer, start: number, end: number, stream: "stdout" | "stderr"): void;
+  chunkDone(): void;
 }
 
 export interface RunResult {
@@ -40,13 +49,14 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
   const started = performance.now();
   const grace = opts.killGraceMs ?? 10_000;
   const tailMax = opts.stderrTailLines ?? 40;
+  const streamsLines = opts.onLine !== undefined || opts.output !== undefined;
   const sub = execa(file, args, {
     cwd: opts.cwd,
     env: { NO_COLOR: "1", ...opts.env },
     extendEnv: true,
     stdin: "ignore",
     // Output nobody reads must not fill the pipe and stall the process.
-    stdout: opts.collectStdout || opts.onLine ? "pipe" : "ignore",
+    stdout: opts.collectStdout || streamsLines ? "pipe" : "ignore",
     detached: true,
     reject: false,
     buffer: { stdout: opts.collectStdout === true, stderr: false },
@@ -85,15 +95,24 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
   const tail: string[] = [];
   const readLines = (stream: NodeJS.ReadableStream | null, name: "stdout" | "stderr"): Promise<void> => {
     if (!stream) return Promise.resolve();
-    return eachLine(stream, (line) => {
-      if (name === "stderr" && tailMax > 0) {
-        tail.push(line);
-        if (tail.length > tailMax) tail.shift();
-      }
-      opts.onLine?.(line, name);
-    });
+    const keep = name === "stderr" && tailMax > 0;
+    const sink = {
+      line: (bytes: Buffer, start: number, end: number): void => {
+        opts.output?.line(bytes, start, end, name);
+        if (!keep && !opts.onLine) return;
+        const line = bytes.toString("utf8", start, end);
+        if (keep) {
+          tail.push(line);
+          if (tail.length > tailMax) tail.shift();
+        }
+        opts.onLine?.(line, name);
+      },
+      chunkDone: (): void => opts.output?.chunkDone(),
+    };
+    // execa reads stdout too when it collects it; otherwise these lines are the only reader of the pipe.
+    return eachLine(stream, sink, { releaseChunks: !(name === "stdout" && opts.collectStdout) });
   };
-  const readers = [readLines(sub.stderr, "stderr"), opts.onLine ? readLines(sub.stdout, "stdout") : Promise.resolve()];
+  const readers = [readLines(sub.stderr, "stderr"), streamsLines ? readLines(sub.stdout, "stdout") : Promise.resolve()];
 
   try {
     const result = await sub;
@@ -122,40 +141,4 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
 /** Why an executable could not be started, for a message: "was not found". */
 export function startErrorReason(code: string): string {
   return { ENOENT: "was not found", EACCES: "is not executable" }[code] ?? `could not be started (${code})`;
-}
-
-/** Longer lines are cut into pieces of this size, so a process printing without newlines cannot grow memory. */
-export const MAX_LINE_CHARS = 64 * 1024;
-
-/** Calls `onLine` for every line of a stream (LF or CRLF), as it arrives; resolves at its end. */
-export function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): Promise<void> {
-  let partial = "";
-  stream.setEncoding("utf8");
-  const emit = (raw: string): void => {
-    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
-    for (let at = 0; at < line.length || at === 0; at += MAX_LINE_CHARS) onLine(line.slice(at, at + MAX_LINE_CHARS));
-  };
-  stream.on("data", (chunk: string) => {
-    let start = 0;
-    for (let nl = chunk.indexOf("\n"); nl !== -1; nl = chunk.indexOf("\n", start)) {
-      emit(partial + chunk.slice(start, nl));
-      partial = "";
-      start = nl + 1;
-    }
-    partial += chunk.slice(start);
-    while (partial.length > MAX_LINE_CHARS) {
-      emit(partial.slice(0, MAX_LINE_CHARS));
-      partial = partial.slice(MAX_LINE_CHARS);
-    }
-  });
-  return new Promise((resolve) => {
-    const end = (): void => {
-      if (partial) emit(partial);
-      partial = "";
-      resolve();
-    };
-    stream.once("end", end);
-    stream.once("close", end);
-    stream.once("error", end);
-  });
 }

@@ -1,10 +1,10 @@
 // The parts a deploy is made of, each on its own: reading clan's output, the queues, the throttled
-// status message, the log on disk and as an attachment, line splitting, and the status text.
+// status message, the log on disk and as an attachment, and the status text (output as bytes:
+// output-bytes.test.ts).
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { gunzipSync } from "node:zlib";
@@ -17,7 +17,6 @@ import { OutputTail, phaseAfter, systemPathIn } from "../ops/deploy-output.ts";
 import { packLog } from "../ops/log-attachment.ts";
 import { LogFile } from "../ops/log-file.ts";
 import { MachineQueue, Slots } from "../ops/machine-queue.ts";
-import { eachLine, MAX_LINE_CHARS } from "../ops/process-runner.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 /** Whether a promise has settled by the time pending I/O and timers of this turn have run. */
@@ -514,71 +513,19 @@ test("the log file is private (0600) and its missing directories are created", a
 
 test("megabytes of output are written as they come, with only a bounded part held back", async () => {
   const path = join(await tempDir(), "deploy-14.log");
-  const chunkChars = 64 * 1024;
-  const log = new LogFile(path, { chunkChars, flushMs: 60_000 });
+  const chunkBytes = 64 * 1024;
+  const log = new LogFile(path, { chunkBytes, flushMs: 60_000 });
   const line = `[laptop] ${"x".repeat(990)}`;
   const count = 8 * 1024;
   for (let i = 0; i < count; i++) log.line(line);
   const written = count * (line.length + 1);
   assert.equal(log.length, written);
   const onDisk = (await stat(path)).size;
-  assert.ok(written - onDisk < chunkChars, `${written - onDisk} bytes not yet on disk`);
+  assert.ok(written - onDisk < chunkBytes, `${written - onDisk} bytes not yet on disk`);
   log.close();
   const content = await readFile(path, "utf8");
   assert.equal(content.length, written);
   assert.equal(content, `${line}\n`.repeat(count));
-});
-
-// ---------------------------------------------------------------------------------------------
-// ops/process-runner.ts: output split into lines
-
-/** The lines eachLine finds in `chunks`, each written to the stream on its own. */
-async function linesOf(chunks: (string | Buffer)[]): Promise<string[]> {
-  const stream = new PassThrough();
-  const found: string[] = [];
-  const done = eachLine(stream, (l) => found.push(l));
-  for (const c of chunks) {
-    stream.write(c);
-    await delay(0);
-  }
-  stream.end();
-  await done;
-  return found;
-}
-
-test("eachLine joins a line split across chunks", async () => {
-  assert.deepEqual(await linesOf(["[lap", "top] buil", "ding\n[laptop] co", "pying\n"]), ["[laptop] building", "[laptop] copying"]);
-});
-
-test("eachLine takes CRLF line ends, also when CR and LF come in different chunks", async () => {
-  assert.deepEqual(await linesOf(["one\r\ntwo\r", "\nthree\r\n"]), ["one", "two", "three"]);
-});
-
-test("eachLine keeps a multi-byte character split across chunks whole", async () => {
-  const bytes = Buffer.from("défini → ✅ 🚀\n", "utf8");
-  // Cut inside "é" (2 bytes), "→" (3 bytes) and "🚀" (4 bytes).
-  const e = bytes.indexOf(0xc3) + 1;
-  const arrow = bytes.indexOf(0xe2) + 2;
-  const rocket = bytes.indexOf(0xf0) + 3;
-  const chunks = [bytes.subarray(0, e), bytes.subarray(e, arrow), bytes.subarray(arrow, rocket), bytes.subarray(rocket)];
-  assert.deepEqual(await linesOf(chunks), ["défini → ✅ 🚀"]);
-});
-
-test("eachLine cuts a very long line without newline into pieces of MAX_LINE_CHARS", async () => {
-  const long = "a".repeat(MAX_LINE_CHARS) + "b".repeat(MAX_LINE_CHARS) + "c".repeat(100);
-  const chunks: string[] = [];
-  for (let i = 0; i < long.length; i += 10_000) chunks.push(long.slice(i, i + 10_000));
-  const found = await linesOf(chunks);
-  assert.deepEqual(
-    found.map((l) => l.length),
-    [MAX_LINE_CHARS, MAX_LINE_CHARS, 100],
-  );
-  assert.equal(found.join(""), long);
-});
-
-test("eachLine gives the last line even without a trailing newline", async () => {
-  assert.deepEqual(await linesOf(["first\nlast wo", "rds"]), ["first", "last words"]);
-  assert.deepEqual(await linesOf(["only\n"]), ["only"]);
 });
 
 // ---------------------------------------------------------------------------------------------
