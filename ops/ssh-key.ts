@@ -24,7 +24,7 @@ export function loadBotKey(path: string, create: boolean): BotKey {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== "ENOENT" || !create) throw new Error(`cannot read the SSH key ${path} (${code ?? String(err)})`);
-    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: `clanbot@${hostname()}` });
+    const pair = newKeyPair();
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // "wx": two bots starting at once must not overwrite each other's key.
     writeFileSync(path, pair.private, { mode: 0o600, flag: "wx" });
@@ -43,6 +43,18 @@ export function loadBotKey(path: string, create: boolean): BotKey {
     fingerprint: fingerprintOf(blob),
     path,
   };
+}
+
+/**
+ * A new ed25519 key pair that ssh2 can read back: about 1 in 300 keys ssh2 generates, it then
+ * refuses as "Malformed OpenSSH private key" (seen with ssh2 1.17), so such a key is made again.
+ */
+function newKeyPair(): { private: string; public: string } {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment: `clanbot@${hostname()}` });
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error)) return pair;
+  }
+  throw new Error("could not make an SSH key that ssh2 reads back");
 }
 
 /** OpenSSH's fingerprint of a public key blob: `SHA256:` and unpadded base64. */
