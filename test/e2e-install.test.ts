@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { EventType, MsgType, type MatrixClient } from "matrix-js-sdk";
+import { EventType, MsgType, RelationType, type MatrixClient } from "matrix-js-sdk";
 import { loadBotKey } from "../ops/ssh-key.ts";
 import { download, waitForStatus } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
@@ -134,4 +134,22 @@ test("!install needs admin, and a command typed while the bot waits for the phot
   await sendPhoto(w.alice, photo.jpeg, photo.width, photo.height);
   const answer = await waitForEvent(w.alice, w.roomId, (e) => e.replyEventId === id && /could not use that/.test(bodyOf(e)), 20_000, "the refusal");
   assert.match(bodyOf(answer), /not a clan installer's code/);
+});
+
+test("!install with root@host asks for ✅ first (it erases disks), then passes the target to clan as given", async () => {
+  const before = (await installRuns()).length;
+  const id = await say(w.alice, w.roomId, "!install newpc root@installer.lan:2222");
+  const question = await waitForReply(w.alice, w.roomId, id);
+  assert.match(bodyOf(question), /Install newpc to root@installer\.lan:2222\?\* This erases the disks/);
+  await waitForEvent(w.alice, w.roomId, (e) => e.getType() === EventType.Reaction && e.getContent()["m.relates_to"]?.event_id === question.getId(), 10_000, "the bot's ✅ to tap");
+  await w.alice.sendEvent(w.roomId, EventType.Reaction, { "m.relates_to": { rel_type: RelationType.Annotation, event_id: question.getId() as string, key: "✅" } });
+  assert.equal(await outcome(w.alice, id), "✅");
+  const runs = (await installRuns()).slice(before);
+  assert.equal(runs.length, 1);
+  assert.deepEqual(runs[0]?.argv.slice(0, 5), ["machines", "install", "newpc", "--target-host", "root@installer.lan:2222"]);
+  assert.equal(runs[0]?.install?.targetSource, "target-host");
+
+  const bad = await say(w.alice, w.roomId, "!install newpc root@-oProxyCommand=x");
+  assert.match(bodyOf(await waitForReply(w.alice, w.roomId, bad)), /That is not an SSH target: .*no valid host/);
+  assert.equal((await installRuns()).length, before + 1);
 });
