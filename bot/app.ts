@@ -3,7 +3,7 @@ import { commandTable } from "../commands/index.ts";
 import type { Clock } from "../commands/types.ts";
 import { ClanCli } from "../ops/clan-cli.ts";
 import { DeployService } from "../ops/deploy-service.ts";
-import { InventoryCache } from "../ops/inventory-cache.ts";
+import { CachedRead } from "../ops/cached-read.ts";
 import { loadBotKey, type BotKey } from "../ops/ssh-key.ts";
 import { SshMachineService } from "../ops/ssh-machines.ts";
 import { interruptRunningCommands, recentCommands } from "../storage/audit.ts";
@@ -47,7 +47,8 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   const runtimes = new Map<string, ClanRuntime>();
   for (const clan of clans) {
     const flake = resolve(clan.flake);
-    const inventory = new InventoryCache(cli, flake, config.clan.inventoryCacheTtl, clock);
+    const inventory = new CachedRead(() => cli.machines(flake), config.clan.inventoryCacheTtl, clock);
+    const configuredTargets = new CachedRead(() => cli.configuredTargets(flake), config.clan.inventoryCacheTtl, clock);
     const ssh = new SshMachineService({
       clan: clan.name,
       db,
@@ -59,11 +60,11 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       rebootTimeoutMs: config.ssh.rebootTimeout,
       rebootPollMs: config.ssh.rebootPoll,
       installerPort: config.install.installerPort,
-      machines: (signal) => inventory.machines(signal),
-      configuredTargets: (signal) => cli.configuredTargets(flake, signal),
+      machines: (signal) => inventory.get(signal),
+      configuredTargets: (signal) => configuredTargets.get(signal),
     });
     runtimes.set(clan.name, {
-      view: { name: clan.name, flake, machines: (signal, fresh) => inventory.machines(signal, fresh) },
+      view: { name: clan.name, flake, machines: (signal, fresh) => inventory.get(signal, fresh) },
       store: { recentCommands: (limit) => recentCommands(db, clan.name, limit) },
       ssh,
       deploys: new DeployService({
