@@ -1,8 +1,9 @@
+import { confirmFirst } from "./confirm-first.ts";
 import { formatDeployStatus, describeLock } from "./deploy-format.ts";
 import type { DeployKind, DeployState, InstallSource } from "./deploy-types.ts";
 import { resolveTargets } from "./deploy-targets.ts";
 import { Refusal, ReportedFailure, UserError } from "./errors.ts";
-import { bold, concat, formatDuration, paragraphs, type Message } from "./format.ts";
+import { bold, concat, type Message } from "./format.ts";
 import { ThrottledEdits } from "./throttled-edits.ts";
 import type { CommandContext, CommandSpec } from "./types.ts";
 
@@ -23,19 +24,13 @@ export async function checkLocks(ctx: CommandContext, machines: readonly string[
   }
 }
 
-async function askFirst(ctx: CommandContext, machines: readonly string[], all: boolean): Promise<void> {
-  const wait = formatDuration(ctx.confirmTimeoutMs);
-  const { confirmed, question } = await ctx.confirm(
-    paragraphs(
-      concat(bold(`Deploy ${all ? "all " : ""}${machines.length} machines?`), ` ${machines.join(", ")}`),
-      concat(`${ctx.sender.name}, react with ✅ to this message within ${wait} to go ahead. Otherwise nothing happens.`),
-    ),
-  );
-  if (!confirmed) {
-    await question.edit(concat(`Deploy of ${machines.length} machines not confirmed within ${wait}: nothing was deployed.`));
-    throw new ReportedFailure("not confirmed");
-  }
-  await question.edit(concat(`Deploy of ${machines.length} machines (${machines.join(", ")}) confirmed by ${ctx.sender.name}.`));
+function askFirst(ctx: CommandContext, machines: readonly string[], all: boolean): Promise<void> {
+  return confirmFirst(ctx, {
+    ask: concat(bold(`Deploy ${all ? "all " : ""}${machines.length} machines?`), ` ${machines.join(", ")}`),
+    subject: `Deploy of ${machines.length} machines`,
+    confirmedSubject: `Deploy of ${machines.length} machines (${machines.join(", ")})`,
+    otherwise: "nothing was deployed",
+  });
 }
 
 /** Starts the deploy, shows it in one message edited as it moves, and attaches the log at the end. */

@@ -1,3 +1,4 @@
+import { confirmFirst } from "./confirm-first.ts";
 import { resolveMachine } from "./deploy-targets.ts";
 import type { InstallSource } from "./deploy-types.ts";
 import { runDeploy } from "./deploy.ts";
@@ -36,18 +37,11 @@ export const installCommand: CommandSpec = {
 async function byTarget(ctx: CommandContext, machine: string, text: string): Promise<InstallSource> {
   const target = ctx.ssh.parseTarget(text);
   if ("error" in target) throw new UserError(`That is not an SSH target: ${target.error}. Write it as root@host or root@host:port.`);
-  const wait = formatDuration(ctx.confirmTimeoutMs);
-  const { confirmed, question } = await ctx.confirm(
-    paragraphs(
-      concat(bold(`Install ${machine} to ${target.text}?`), " This erases the disks of the machine at that address."),
-      concat(`${ctx.sender.name}, react with ✅ to this message within ${wait} to go ahead. Otherwise nothing happens.`),
-    ),
-  );
-  if (!confirmed) {
-    await question.edit(concat(`Install of ${machine} not confirmed within ${wait}: nothing was done.`));
-    throw new ReportedFailure("not confirmed");
-  }
-  await question.edit(concat(`Install of ${machine} to ${target.text} confirmed by ${ctx.sender.name}.`));
+  await confirmFirst(ctx, {
+    ask: concat(bold(`Install ${machine} to ${target.text}?`), " This erases the disks of the machine at that address."),
+    subject: `Install of ${machine}`,
+    confirmedSubject: `Install of ${machine} to ${target.text}`,
+  });
   return { kind: "target", target: target.text };
 }
 

@@ -1,6 +1,7 @@
+import { confirmFirst } from "./confirm-first.ts";
 import { resolveMachine } from "./deploy-targets.ts";
 import { ReportedFailure } from "./errors.ts";
-import { bold, concat, formatDuration, paragraphs } from "./format.ts";
+import { bold, concat } from "./format.ts";
 import { refuseIfBusy } from "./machine-busy.ts";
 import { explainSshFailure } from "./ssh-errors.ts";
 import { formatReboot } from "./ssh-format.ts";
@@ -16,20 +17,12 @@ export const rebootCommand: CommandSpec = {
   async run(ctx, input): Promise<void> {
     const machine = await resolveMachine(ctx, input.args[0] as string);
     await refuseIfBusy(ctx, machine, "rebooted");
-    const wait = formatDuration(ctx.confirmTimeoutMs);
-    const { confirmed, question } = await ctx.confirm(
-      paragraphs(
-        concat(bold(`Reboot ${machine}?`), " Everyone using it will be cut off until it is back."),
-        concat(`${ctx.sender.name}, react with ✅ to this message within ${wait} to go ahead. Otherwise nothing happens.`),
-      ),
-    );
-    if (!confirmed) {
-      await question.edit(concat(`Reboot of ${machine} not confirmed within ${wait}: nothing was done.`));
-      throw new ReportedFailure("not confirmed");
-    }
-    // Someone may have started a deploy while the question was open.
-    await refuseIfBusy(ctx, machine, "rebooted");
-    await question.edit(concat(`Reboot of ${machine} confirmed by ${ctx.sender.name}.`));
+    await confirmFirst(ctx, {
+      ask: concat(bold(`Reboot ${machine}?`), " Everyone using it will be cut off until it is back."),
+      subject: `Reboot of ${machine}`,
+      // Someone may have started a deploy while the question was open.
+      recheck: () => refuseIfBusy(ctx, machine, "rebooted"),
+    });
     const status = await ctx.reply(concat(`🔄 Rebooting ${machine}…`));
     const since = ctx.clock.now();
     let report;

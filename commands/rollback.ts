@@ -1,7 +1,8 @@
+import { confirmFirst } from "./confirm-first.ts";
 import { resolveMachine } from "./deploy-targets.ts";
 import { checkLocks, runDeploy } from "./deploy.ts";
 import { ReportedFailure } from "./errors.ts";
-import { bold, concat, formatDuration, paragraphs } from "./format.ts";
+import { bold } from "./format.ts";
 import type { CommandSpec } from "./types.ts";
 
 export const rollbackCommand: CommandSpec = {
@@ -16,18 +17,7 @@ export const rollbackCommand: CommandSpec = {
   async run(ctx, input): Promise<void> {
     const machine = await resolveMachine(ctx, input.args[0] as string);
     await checkLocks(ctx, [machine], new Set([machine]), "Nothing was rolled back.");
-    const wait = formatDuration(ctx.confirmTimeoutMs);
-    const { confirmed, question } = await ctx.confirm(
-      paragraphs(
-        concat(bold(`Roll ${machine} back to its previous system generation?`)),
-        concat(`${ctx.sender.name}, react with ✅ to this message within ${wait} to go ahead. Otherwise nothing happens.`),
-      ),
-    );
-    if (!confirmed) {
-      await question.edit(concat(`Rollback of ${machine} not confirmed within ${wait}: nothing was done.`));
-      throw new ReportedFailure("not confirmed");
-    }
-    await question.edit(concat(`Rollback of ${machine} confirmed by ${ctx.sender.name}.`));
+    await confirmFirst(ctx, { ask: bold(`Roll ${machine} back to its previous system generation?`), subject: `Rollback of ${machine}` });
     const final = await runDeploy(ctx, "rollback", [machine]);
     if (final.result !== "ok") throw new ReportedFailure(`rollback ${final.result}`);
   },
