@@ -19,47 +19,9 @@ import {
   readInvocations,
   removeFlake,
 } from "./support/fake-clan-fixture.ts";
+import { cleanEnv, runClan, type ClanRun, type ClanRunOptions } from "./support/fake-clan-process.ts";
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-interface RunOptions {
-  env?: Record<string, string | undefined>;
-  /** "ignore": stdin is /dev/null; a string is written to stdin, then it is closed. */
-  stdin?: "ignore" | string;
-}
-
-function baseEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ["CLAN_DIR", "COLUMNS", "FAKE_CLAN_LOG", "NIXOS_NO_CHECK", "NO_COLOR"]) delete env[k];
-  for (const [k, v] of Object.entries(extra)) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  return env;
-}
-
-function clan(args: string[], opts: RunOptions = {}): Promise<Run> {
-  const started = Date.now();
-  const child = spawn(fakeClanPath, args, {
-    cwd: tmp,
-    env: baseEnv(opts.env),
-    stdio: [opts.stdin === undefined || opts.stdin === "ignore" ? "ignore" : "pipe", "pipe", "pipe"],
-  });
-  if (typeof opts.stdin === "string" && child.stdin) child.stdin.end(opts.stdin);
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr, ms: Date.now() - started }));
-  });
-}
+const clan = (args: string[], opts: ClanRunOptions = {}): Promise<ClanRun> => runClan(args, { cwd: tmp, ...opts });
 
 function lines(text: string): string[] {
   return text.split("\n").filter((l) => l !== "");
@@ -104,7 +66,7 @@ interface World {
   log: string;
   /** The installer JSON written to a file with mode 0600. */
   jsonFile: string;
-  run(args: string[], opts?: RunOptions): Promise<Run>;
+  run(args: string[], opts?: ClanRunOptions): Promise<ClanRun>;
   /** The `install` part of the last invocation; fails if there is none. */
   lastInstall(): Promise<{ entry: FakeClanInvocation; install: FakeClanInstallRecord; raw: string }>;
   fixture(): Promise<FakeClanFixture>;
@@ -384,7 +346,7 @@ describe("clan machines install", { concurrency: 4 }, () => {
     for (const knobs of [{ hang: true }, { fail: true, failPhase: "connect" as const }]) {
       await withWorld(knobs, async (w) => {
         const child = spawn(fakeClanPath, ["machines", "install", "fresh", "--target-host", "root@10.0.0.9", "--yes", "--flake", w.flake], {
-          env: baseEnv({ NO_COLOR: "1" }),
+          env: cleanEnv({ NO_COLOR: "1" }),
           stdio: ["ignore", "pipe", "pipe"],
           detached: true,
         });

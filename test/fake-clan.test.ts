@@ -20,52 +20,9 @@ import {
   removeFlake,
   writeFixture,
 } from "./support/fake-clan-fixture.ts";
+import { cleanEnv, runClan, type ClanRun, type ClanRunOptions } from "./support/fake-clan-process.ts";
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-interface RunOptions {
-  cwd?: string;
-  env?: Record<string, string | undefined>;
-  /** "ignore": stdin is /dev/null; a string is written to stdin, then it is closed. */
-  stdin?: "ignore" | string;
-  /** Run with this node binary instead of the executable's #! line. */
-  node?: string;
-}
-
-function baseEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ["CLAN_DIR", "COLUMNS", "FAKE_CLAN_LOG", "NIXOS_NO_CHECK"]) delete env[k];
-  for (const [k, v] of Object.entries(extra)) {
-    if (v === undefined) delete env[k];
-    else env[k] = v;
-  }
-  return env;
-}
-
-function clan(args: string[], opts: RunOptions = {}): Promise<Run> {
-  const started = Date.now();
-  const [cmd, argv] = opts.node ? [opts.node, [fakeClanPath, ...args]] : [fakeClanPath, args];
-  const child = spawn(cmd, argv, {
-    cwd: opts.cwd ?? os.tmpdir(),
-    env: baseEnv(opts.env),
-    stdio: [opts.stdin === undefined || opts.stdin === "ignore" ? "ignore" : "pipe", "pipe", "pipe"],
-  });
-  if (typeof opts.stdin === "string" && child.stdin) child.stdin.end(opts.stdin);
-  let stdout = "";
-  let stderr = "";
-  child.stdout?.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-  child.stderr?.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
-  });
-}
+const clan = (args: string[], opts: ClanRunOptions = {}): Promise<ClanRun> => runClan(args, opts);
 
 function lines(text: string): string[] {
   return text.split("\n").filter((l) => l !== "");
@@ -430,7 +387,7 @@ describe("clan machines update", { concurrency: 4 }, () => {
       const eof = await clan(["machines", "update", "nas", "--flake", dir], { stdin: "" });
       assert.equal(eof.code, 1, "every machine's generators run, so nas's update prompts for laptop too");
 
-      const child = spawn(fakeClanPath, ["machines", "update", "laptop", "--flake", dir], { env: baseEnv(), stdio: ["pipe", "pipe", "pipe"] });
+      const child = spawn(fakeClanPath, ["machines", "update", "laptop", "--flake", dir], { env: cleanEnv(), stdio: ["pipe", "pipe", "pipe"] });
       let stderr = "";
       child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
       child.stdout.resume();
@@ -448,7 +405,7 @@ describe("clan machines update", { concurrency: 4 }, () => {
     await withFlake({ ...FIXTURE, behaviour: { "machines update": { hang: ["nas"], generateVars: false } } }, async (dir) => {
       const log = path.join(dir, "invocations.jsonl");
       const child = spawn(fakeClanPath, ["machines", "update", "nas", "--flake", dir], {
-        env: baseEnv({ FAKE_CLAN_LOG: log }),
+        env: cleanEnv({ FAKE_CLAN_LOG: log }),
         stdio: ["ignore", "ignore", "pipe"],
         detached: true,
       });
@@ -470,7 +427,7 @@ describe("clan machines update", { concurrency: 4 }, () => {
   test("killing only clan's pid leaves its nix child running, as with the real clan", async () => {
     const fixture: FakeClanFixture = { ...FIXTURE, behaviour: { "machines update": { hang: true, orphanGraceMs: 400, generateVars: false } } };
     await withFlake(fixture, async (dir) => {
-      const child = spawn(fakeClanPath, ["machines", "update", "laptop", "--flake", dir], { env: baseEnv(), stdio: ["ignore", "ignore", "pipe"], detached: true });
+      const child = spawn(fakeClanPath, ["machines", "update", "laptop", "--flake", dir], { env: cleanEnv(), stdio: ["ignore", "ignore", "pipe"], detached: true });
       let stderr = "";
       child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
       const exited = new Promise((r) => child.on("close", r));
@@ -549,7 +506,7 @@ describe("clan backups", { concurrency: 4 }, () => {
       assert.match(r.stderr, /Return Code: 1\n\n$/);
     });
     await withFlake({ ...FIXTURE, behaviour: { "backups create": { hang: true } } }, async (dir) => {
-      const child = spawn(fakeClanPath, ["backups", "create", "nas", "--flake", dir], { env: baseEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
+      const child = spawn(fakeClanPath, ["backups", "create", "nas", "--flake", dir], { env: cleanEnv(), stdio: ["ignore", "pipe", "pipe"], detached: true });
       let stderr = "";
       child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
       child.stdout.resume();
