@@ -1,12 +1,24 @@
 /** What commands see of the machines over SSH: shapes only; the work is done in ops/. */
 
-import type { MachineHealth } from "../ops/machine-health.ts";
 import type { InstallerInfo } from "./deploy-types.ts";
 import type { ReplyContent } from "./types.ts";
 
-export type { MachineHealth };
-
 export type InstallerRead = { readonly ok: true; readonly installer: InstallerInfo } | { readonly ok: false; readonly reason: string };
+
+/** What `!status` learns from a machine (read by ops/machine-health.ts). */
+export interface MachineHealth {
+  readonly uptimeSeconds: number | undefined;
+  /** `25.11.20260815.5e2a59a (Xantusia)`, or undefined when the machine is not NixOS. */
+  readonly nixosVersion: string | undefined;
+  readonly currentSystem: string | undefined;
+  readonly bootedSystem: string | undefined;
+  /** `system-42-link` → 42. */
+  readonly generation: number | undefined;
+  readonly bootId: string | undefined;
+  readonly rebootPending: boolean;
+  readonly failedUnits: readonly string[];
+  readonly rootDisk: { readonly sizeKiB: number; readonly usedKiB: number; readonly availKiB: number } | undefined;
+}
 
 /** Whether the running system is the one the bot last deployed (or rolled back to) there. */
 export type Drift =

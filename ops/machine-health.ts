@@ -1,3 +1,5 @@
+import type { MachineHealth } from "../commands/ssh-types.ts";
+
 /**
  * What `!status` reads from a machine, in one fixed command (nothing from a chat message is ever
  * put into it), and how its answer is read. Every line is `<key> <value>`; a missing tool leaves
@@ -24,20 +26,6 @@ const LINKS: Record<string, "current" | "booted" | "generation"> = {
 
 /** The boot id alone: how a reboot is told apart from a machine that merely answers again. */
 export const BOOT_ID_COMMAND = "cat /proc/sys/kernel/random/boot_id";
-
-export interface MachineHealth {
-  readonly uptimeSeconds: number | undefined;
-  /** `25.11.20260815.5e2a59a (Xantusia)`, or undefined when the machine is not NixOS. */
-  readonly nixosVersion: string | undefined;
-  readonly currentSystem: string | undefined;
-  readonly bootedSystem: string | undefined;
-  /** `system-42-link` → 42. */
-  readonly generation: number | undefined;
-  readonly bootId: string | undefined;
-  readonly rebootPending: boolean;
-  readonly failedUnits: readonly string[];
-  readonly rootDisk: { readonly sizeKiB: number; readonly usedKiB: number; readonly availKiB: number } | undefined;
-}
 
 export function parseHealth(stdout: string): MachineHealth {
   const values = new Map<string, string>();

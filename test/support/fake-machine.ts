@@ -9,11 +9,12 @@ import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { mkdir, readFile, readlink, rm, symlink, unlink, writeFile } from "node:fs/promises";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { answersSsh } from "../../ops/ssh-machines.ts";
 
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -238,7 +239,7 @@ export class FakeMachine {
     const deadline = Date.now() + 10_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${stderr}`);
-      if (await answersSsh(this.port)) return;
+      if (await answersSsh("127.0.0.1", this.port, 500)) return;
       if (Date.now() > deadline) throw new Error(`sshd did not answer on ${this.port}: ${stderr}`);
       await new Promise((r) => setTimeout(r, 25));
     }
@@ -294,18 +295,4 @@ async function lines(path: string): Promise<string[]> {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
     throw err;
   }
-}
-
-/** Whether something on the port sends an SSH banner. */
-function answersSsh(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    const done = (ok: boolean): void => {
-      s.destroy();
-      resolve(ok);
-    };
-    s.setTimeout(500, () => done(false));
-    s.once("data", (d: Buffer) => done(d.toString("latin1").startsWith("SSH-")));
-    s.once("error", () => done(false));
-  });
 }
