@@ -11,6 +11,7 @@ import { openDatabase, type Db } from "../storage/db.ts";
 import { forgetEventsBefore } from "../storage/handled-events.ts";
 import { migrate } from "../storage/migrations.ts";
 import { ConfigError, clanThresholds, type ClanConfig, type Config } from "./config.ts";
+import { Announcer } from "./announcer.ts";
 import { announceInterrupted, recoverDeploys, type ClanPoster } from "./deploy-recovery.ts";
 import { Dispatcher, type ClanRuntime } from "./dispatcher.ts";
 import type { Logger } from "./logger.ts";
@@ -27,6 +28,8 @@ export interface App {
   clock: Clock;
   log: Logger;
   clans: readonly ClanConfig[];
+  /** What the bot says on its own; front ends connect it once they can post. */
+  announcer: Announcer;
   /** Tells each clan's room, once, about deploys the bot did not see to their end. */
   announceInterrupted(post: ClanPoster): Promise<void>;
   close(): Promise<void>;
@@ -42,6 +45,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   await recoverDeploys(db, clock, log, config.deploy.keepLogs, KILL_GRACE_MS);
   const logDir = resolve(config.deploy.logDir ?? join(dirname(config.storage.path), "logs"));
 
+  const announcer = new Announcer(log);
   const key = botKey(config);
   const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout });
   const runtimes = new Map<string, ClanRuntime>();
@@ -105,6 +109,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     clock,
     log,
     clans,
+    announcer,
     announceInterrupted: (post) =>
       announceInterrupted(
         db,
@@ -114,6 +119,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
         config.commands.prefix,
       ),
     async close() {
+      announcer.disconnect();
       await dispatcher.drain(10_000);
       await db.close();
     },

@@ -2,6 +2,7 @@
 import { access, mkdtemp, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
+import type { Message } from "../commands/format.ts";
 import { createApp, consoleClan } from "./app.ts";
 import { parseCliArgs, USAGE, UsageError, type CliArgs } from "./cli-args.ts";
 import { ConfigError, loadConfig, parseConfig, type Config } from "./config.ts";
@@ -46,9 +47,11 @@ async function main(argv: readonly string[]): Promise<number> {
     const clan = consoleClan(args.flake ?? process.cwd());
     const app = await createApp(config, [clan], log);
     try {
-      await app.announceInterrupted(async (_clan, message) => {
+      const print = async (_clan: string, message: Message): Promise<void> => {
         process.stdout.write(`${message.text}\n`);
-      });
+      };
+      await app.announceInterrupted(print);
+      await app.announcer.connect(print);
       await runConsole({
         dispatcher: app.dispatcher,
         clan: clan.name,

@@ -60,8 +60,10 @@ export async function runMatrix(app: App): Promise<number> {
   } catch (err) {
     log.error({ err }, "could not tell a room about an interrupted deploy; will try again at the next start");
   }
+  await app.announcer.connect((clan, message) => frontEnd.post(clan, message, undefined));
   const signal = await stopping;
   log.info({ signal }, "stopping");
+  app.announcer.disconnect();
   await frontEnd.stop();
   await store.save(true);
   await app.close();
