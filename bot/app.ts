@@ -12,6 +12,7 @@ import { forgetEventsBefore } from "../storage/handled-events.ts";
 import { migrate } from "../storage/migrations.ts";
 import { ConfigError, clanThresholds, type ClanConfig, type Config } from "./config.ts";
 import { Announcer } from "./announcer.ts";
+import { InviteService } from "./invite-service.ts";
 import { announceInterrupted, recoverDeploys, type ClanPoster } from "./deploy-recovery.ts";
 import { Dispatcher, type ClanRuntime } from "./dispatcher.ts";
 import type { Logger } from "./logger.ts";
@@ -30,6 +31,8 @@ export interface App {
   clans: readonly ClanConfig[];
   /** What the bot says on its own; front ends connect it once they can post. */
   announcer: Announcer;
+  /** Join codes for every clan: the join page redeems them, the Matrix front end connects the invites. */
+  invites: InviteService;
   /** Tells each clan's room, once, about deploys the bot did not see to their end. */
   announceInterrupted(post: ClanPoster): Promise<void>;
   close(): Promise<void>;
@@ -46,6 +49,14 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   const logDir = resolve(config.deploy.logDir ?? join(dirname(config.storage.path), "logs"));
 
   const announcer = new Announcer(log);
+  const invites = new InviteService({
+    db,
+    clock,
+    log,
+    announcer,
+    clans: clans.map((c) => ({ name: c.name, room: c.room, joinUrl: c.joinUrl })),
+    publicUrl: config.web.publicUrl,
+  });
   const key = botKey(config);
   const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout });
   const runtimes = new Map<string, ClanRuntime>();
@@ -71,6 +82,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       view: { name: clan.name, flake, machines: (signal, fresh) => inventory.get(signal, fresh) },
       store: { recentCommands: (limit) => recentCommands(db, clan.name, limit) },
       ssh,
+      invites: invites.forClan(clan.name),
       deploys: new DeployService({
         clan: clan.name,
         flake,
@@ -110,6 +122,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     log,
     clans,
     announcer,
+    invites,
     announceInterrupted: (post) =>
       announceInterrupted(
         db,
@@ -120,6 +133,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       ),
     async close() {
       announcer.disconnect();
+      invites.disconnect();
       await dispatcher.drain(10_000);
       await db.close();
     },

@@ -34,7 +34,28 @@ const clan = z.strictObject({
   room: z.string().regex(/^[!#][^:]+:.+$/, "a Matrix room id (!id:server) or alias (#alias:server)"),
   flake: z.string().min(1),
   permissions: thresholds,
+  /** Shown on the join page: the clan's `clan://` flake link or its public flake URL. */
+  joinUrl: z.string().min(1).max(500).optional(),
 });
+
+/** `host:port` for the join page's server; IPv6 hosts in brackets. */
+const listenAddress = z
+  .string()
+  .default("127.0.0.1:8080")
+  .transform((v, ctx) => {
+    const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:\[\]]+)):([0-9]{1,5})$/.exec(v);
+    const port = m ? Number(m[3]) : NaN;
+    if (!m || port > 65535) {
+      ctx.addIssue({ code: "custom", message: `expected host:port such as 127.0.0.1:8080 or [::1]:8080, got '${v}'` });
+      return z.NEVER;
+    }
+    return { host: (m[1] ?? m[2]) as string, port };
+  });
+
+const publicUrl = z
+  .url({ protocol: /^https?$/ })
+  .refine((v) => !/[?#]/.test(v), "the address of the join page, without ? or #")
+  .transform((v) => v.replace(/\/+$/, ""));
 
 const matrix = z
   .strictObject({
@@ -109,6 +130,20 @@ export const configSchema = z
         installerPort: z.number().int().min(1).max(65535).default(22),
         /** How long one machine's install may run before it is stopped. */
         timeout: duration("2h"),
+      })
+      .prefault({}),
+    web: z
+      .strictObject({
+        /** Where the join page's HTTP server listens (put a TLS reverse proxy in front of it). */
+        listen: listenAddress,
+        /** The address people's phones reach the join page at; without it there are no join codes. */
+        publicUrl: publicUrl.optional(),
+        /** Take the client's address from X-Forwarded-For (set when a reverse proxy is in front). */
+        trustProxy: z.boolean().default(false),
+        /** Join page requests per client address: at most `requests` per `window`. */
+        rateLimit: z
+          .strictObject({ requests: z.number().int().min(1).default(10), window: duration("1m") })
+          .prefault({}),
       })
       .prefault({}),
     commands: z

@@ -19,6 +19,7 @@ import type {
   ReceivedReply,
   SentMessage,
 } from "../commands/types.ts";
+import type { Invites } from "../commands/invite-types.ts";
 import type { SshMachines } from "../commands/ssh-types.ts";
 import { ClanCliError } from "../ops/clan-cli.ts";
 import { finishCommand, startCommand } from "../storage/audit.ts";
@@ -52,6 +53,7 @@ export interface ClanRuntime {
   store: ClanStore;
   deploys: Deploys;
   ssh: SshMachines;
+  invites: Invites;
   thresholds: LevelThresholds;
 }
 
@@ -182,6 +184,7 @@ export class Dispatcher {
       store: clan.store,
       deploys: clan.deploys,
       ssh: clan.ssh,
+      invites: clan.invites,
       installReplyTimeoutMs: this.deps.installReplyTimeoutMs,
       confirmTimeoutMs: this.deps.confirmTimeoutMs,
       clock,

@@ -4,6 +4,7 @@ import { deploysCommand } from "./deploys.ts";
 import { makeHelpCommand } from "./help.ts";
 import { historyCommand } from "./history.ts";
 import { installCommand } from "./install.ts";
+import { inviteCommand, invitesCommand, revokeCommand } from "./invite.ts";
 import { lockCommand, locksCommand, unlockCommand } from "./locks.ts";
 import { machinesCommand } from "./machines.ts";
 import { rebootCommand } from "./reboot.ts";
@@ -31,6 +32,9 @@ export const commandTable: readonly CommandSpec[] = [
   installCommand,
   sshkeyCommand,
   trustCommand,
+  inviteCommand,
+  invitesCommand,
+  revokeCommand,
   historyCommand,
   refreshCommand,
   whoamiCommand,

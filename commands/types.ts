@@ -1,4 +1,5 @@
 import type { Deploys } from "./deploy-types.ts";
+import type { Invites } from "./invite-types.ts";
 import type { SshMachines } from "./ssh-types.ts";
 import type { Message } from "./format.ts";
 
@@ -132,6 +133,7 @@ export interface CommandContext {
   readonly thresholds: LevelThresholds;
   readonly deploys: Deploys;
   readonly ssh: SshMachines;
+  readonly invites: Invites;
   /** How long `!install` waits for the installer's QR code. */
   readonly installReplyTimeoutMs: number;
   /** How long `confirm` waits for the sender's ✅. */

@@ -108,6 +108,32 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (clan, machine)
   ) WITHOUT ROWID;
   `,
+  `
+  -- Join codes (!invite): only a hash of the token is kept; a use is taken in one UPDATE, so it is atomic.
+  CREATE TABLE invites (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    clan TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    creator TEXT NOT NULL,
+    creator_name TEXT NOT NULL,
+    note TEXT,
+    max_uses INTEGER NOT NULL,
+    uses_left INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_by TEXT,
+    revoked_at INTEGER
+  );
+  CREATE INDEX invites_by_clan ON invites (clan, id DESC);
+
+  -- Who was invited through which code, and when.
+  CREATE TABLE invite_uses (
+    invite_id INTEGER NOT NULL REFERENCES invites (id),
+    user_id TEXT NOT NULL,
+    used_at INTEGER NOT NULL
+  );
+  CREATE INDEX invite_uses_by_invite ON invite_uses (invite_id);
+  `,
 ];
 
 export async function migrate(db: Db, migrations: readonly string[] = MIGRATIONS): Promise<number> {

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
+import { Announcer } from "../bot/announcer.ts";
 import { Dispatcher, type ReplyChannel } from "../bot/dispatcher.ts";
+import { InviteService } from "../bot/invite-service.ts";
 import { Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
 import type { Message } from "../commands/format.ts";
 import { makeHelpCommand } from "../commands/help.ts";
@@ -79,6 +81,7 @@ async function setup(table: CommandSpec[]) {
             logDir: dir,
           }),
           ssh: noSsh,
+          invites: new InviteService({ db, clock, log, announcer: new Announcer(log), clans: [], publicUrl: undefined }).forClan("fam"),
           thresholds: DEFAULT_THRESHOLDS,
         },
       ],

@@ -9,6 +9,7 @@ import {
   RoomEvent,
   SyncState,
   type MatrixClient,
+  type MatrixError,
   type MatrixEvent,
   type Room,
 } from "matrix-js-sdk";
@@ -18,6 +19,7 @@ import type { Db } from "../../storage/db.ts";
 import { commandLineOf } from "../addressing.ts";
 import type { ClanConfig } from "../config.ts";
 import type { Dispatcher } from "../dispatcher.ts";
+import { RoomInviteError } from "../invite-service.ts";
 import type { Logger } from "../logger.ts";
 import type { Message } from "../../commands/format.ts";
 import { powerLevelOf } from "./power-levels.ts";
@@ -171,6 +173,21 @@ export class MatrixFrontEnd {
       await channel.react("❌");
     } else {
       await this.d.client.sendEvent(roomId, EventType.RoomMessage, noticeContent(message) as never);
+    }
+  }
+
+  /** Invites a user into the clan's room; the homeserver's refusal (already there, banned...) is a RoomInviteError. */
+  async invite(clan: string, userId: string, reason: string): Promise<void> {
+    const roomId = this.bindings.roomOf(clan);
+    if (!roomId) throw new Error(`the room of clan ${clan} is not known yet`);
+    try {
+      await this.d.client.invite(roomId, userId, reason);
+    } catch (err) {
+      const status = (err as MatrixError).httpStatus;
+      if (status !== undefined && status >= 400 && status < 500 && status !== 429) {
+        throw new RoomInviteError(`the homeserver refused: ${(err as MatrixError).data?.error ?? (err as Error).message}`);
+      }
+      throw err;
     }
   }
 

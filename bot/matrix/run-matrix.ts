@@ -1,5 +1,7 @@
 import { createClient, Filter } from "matrix-js-sdk";
 import { HANDLED_EVENT_RETENTION_MS, type App } from "../app.ts";
+import { ConfigError } from "../config.ts";
+import { JoinServer } from "../web/join-server.ts";
 import { MatrixFrontEnd } from "./matrix-front-end.ts";
 import { PersistentSyncStore } from "./persistent-sync-store.ts";
 import { routeSdkGlobalLogger, sdkLogger } from "./sdk-logger.ts";
@@ -19,6 +21,8 @@ export async function runMatrix(app: App): Promise<number> {
   if (!m) throw new Error("runMatrix needs the matrix config");
   const { log, db, clock } = app;
   routeSdkGlobalLogger(log);
+  // First, so that a port in use stops the bot at once (exit status 2) instead of after logging in.
+  const joinPage = await startJoinPage(app);
   let session;
   try {
     session = await establishSession(m, db, log);
@@ -26,6 +30,7 @@ export async function runMatrix(app: App): Promise<number> {
     if (!(err instanceof LoginError)) throw err;
     log.error({ err: err.message }, "cannot log in");
     process.stderr.write(`clanbot: cannot log in: ${err.message}\n`);
+    await joinPage?.close();
     await app.close();
     return 1;
   }
@@ -61,11 +66,36 @@ export async function runMatrix(app: App): Promise<number> {
     log.error({ err }, "could not tell a room about an interrupted deploy; will try again at the next start");
   }
   await app.announcer.connect((clan, message) => frontEnd.post(clan, message, undefined));
+  app.invites.connect((clan, userId, reason) => frontEnd.invite(clan, userId, reason));
   const signal = await stopping;
   log.info({ signal }, "stopping");
   app.announcer.disconnect();
+  await joinPage?.close();
   await frontEnd.stop();
   await store.save(true);
   await app.close();
   return 0;
+}
+
+/** The join page, when `web.publicUrl` says where people reach it; without it there are no join codes. */
+async function startJoinPage(app: App): Promise<JoinServer | undefined> {
+  const { web } = app.config;
+  if (!web.publicUrl) return undefined;
+  const server = new JoinServer({
+    invites: app.invites,
+    clock: app.clock,
+    log: app.log,
+    host: web.listen.host,
+    port: web.listen.port,
+    publicUrl: web.publicUrl,
+    trustProxy: web.trustProxy,
+    rateLimit: { requests: web.rateLimit.requests, windowMs: web.rateLimit.window },
+  });
+  try {
+    const address = await server.listen();
+    app.log.info({ address: address.address, port: address.port, publicUrl: web.publicUrl }, "the join page is listening");
+  } catch (err) {
+    throw new ConfigError(`web.listen: cannot listen on ${web.listen.host}:${web.listen.port} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  return server;
 }
