@@ -176,6 +176,7 @@ export class InviteService {
   /** Nothing for a code of a clan this bot no longer serves. */
   private offerOf(record: InviteRecord): JoinOffer | undefined {
     const clan = this.d.clans.find((c) => c.name === record.clan);
-    return clan && { clan, invitedBy: record.creatorName, validUntil: record.expiresAt };
+    const invitedBy = record.creatorName === record.creator ? record.creator : `${record.creatorName} (${record.creator})`;
+    return clan && { clan, invitedBy, validUntil: record.expiresAt };
   }
 }

@@ -43,8 +43,9 @@ export class JoinServer {
       "content-security-policy": `default-src 'none'; style-src '${STYLE_HASH}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`,
       "x-content-type-options": "nosniff",
       "x-frame-options": "DENY",
-      // The page's URL holds the token: it must not leak to the sites it links to.
-      "referrer-policy": "no-referrer",
+      // The page's URL holds the token: it must not leak to the sites it links to. (Not no-referrer:
+      // browsers then send `Origin: null` with the form, and the origin check could not tell.)
+      "referrer-policy": "same-origin",
       "cache-control": "no-store",
       "permissions-policy": "camera=(), microphone=(), geolocation=()",
       "cross-origin-opener-policy": "same-origin",
