@@ -2,13 +2,15 @@
 // `!deploy` of many machines (fake clan) against the fake clan run alone.
 // Prints a table of figures with their goals and verdicts; exits 0 even when a goal is missed.
 // Machines over SSH: `status` of 50 sshd targets against one; the installer's QR code in a 12 MP photo.
-//   node bench/run.ts [--quick] [--only latency|scale|deploy|ssh] [--bot-node-options="<V8/Node flags for clanbot>"]
+// Invites: QR code creation per join code; the join page's requests per second on one core.
+//   node bench/run.ts [--quick] [--only latency|scale|deploy|ssh|invite] [--bot-node-options="<V8/Node flags for clanbot>"]
 import { parseArgs } from "node:util";
 import { runDeployBench, type DeployBenchResult, type DeployRecordTimes } from "./deploy.ts";
 import type { ObservedDeploy } from "./deploy-observe.ts";
 import { runLatency, type BotLatency, type LatencyResult } from "./latency.ts";
 import { STOP_GRACE_MS, type Stopped } from "./proc.ts";
 import { runScale, type ScaleResult } from "./scale.ts";
+import { runInviteBench, type InviteBenchResult } from "./invite.ts";
 import { runSshBench, type SshBenchResult } from "./ssh.ts";
 import { formatTable, mb, ms, ratio, seconds, type Row } from "./stats.ts";
 
@@ -20,6 +22,9 @@ const EDIT_GAP_GOAL_MS = 2000;
 const DEPLOY_RSS_GROWTH_GOAL = 50 * 2 ** 20;
 const SSH_STATUS_RATIO_GOAL = 3;
 const QR_DECODE_GOAL_MS = 1000;
+const QR_CREATE_GOAL_MS = 20;
+const JOIN_RPS_GOAL = 2000;
+const JOIN_P99_GOAL_MS = 20;
 
 const { values: args } = parseArgs({
   options: {
@@ -136,6 +141,33 @@ function sshRows(r: SshBenchResult): Row[] {
 }
 
 /** The status message's edits: at most one per 2 s (by origin_server_ts), none after the end. */
+function inviteRows(r: InviteBenchResult): Row[] {
+  const ok = r.statuses[200] ?? 0;
+  return [
+    {
+      metric: `invite: QR code of a join link, p50 / p99 of ${r.qr.n}`,
+      value: `${ms(r.qr.p50)} / ${ms(r.qr.p99)}`,
+      baseline: `max ${ms(r.qr.max)}`,
+      goal: `< ${QR_CREATE_GOAL_MS} ms`,
+      met: r.qr.p99 < QR_CREATE_GOAL_MS,
+    },
+    {
+      metric: `invite: join page requests/s${r.pinned ? " on one core" : " (not pinned: no taskset)"}, ${r.connections} connections`,
+      value: r.rps.toFixed(0),
+      baseline: `${r.requests} requests, ${ok} answered 200, ${r.errors} errors`,
+      goal: `> ${JOIN_RPS_GOAL}`,
+      met: r.rps > JOIN_RPS_GOAL && ok === r.requests && r.errors === 0,
+    },
+    {
+      metric: "invite: join page latency p50 / p99",
+      value: `${ms(r.latency.p50)} / ${ms(r.latency.p99)}`,
+      baseline: `max ${ms(r.latency.max)}`,
+      goal: `p99 < ${JOIN_P99_GOAL_MS} ms`,
+      met: r.latency.p99 < JOIN_P99_GOAL_MS,
+    },
+  ];
+}
+
 function editRows(what: string, runs: readonly ObservedDeploy[]): Row[] {
   const allowedOf = (d: ObservedDeploy): number => Math.floor((d.outcomeTs - d.commandTs) / EDIT_GAP_GOAL_MS) + 1;
   const minGap = Math.min(...runs.map((d) => d.minGapMs));
@@ -307,6 +339,13 @@ async function main(): Promise<void> {
   }
   const flags = botNodeOptions ? `, clanbot NODE_OPTIONS="${botNodeOptions}"` : "";
   process.stdout.write(`\nclanbot benchmark${quick ? " (quick)" : ""}, Node ${process.version}${flags}, ${((performance.now() - began) / 1000).toFixed(0)} s\n\n`);
+  if (args.only === undefined || args.only === "invite") {
+    try {
+      rows.push(...inviteRows(await runInviteBench({ qrCodes: quick ? 100 : 500, seconds: quick ? 3 : 10, connections: 16, progress })));
+    } catch (err) {
+      failures.push(`invite: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  }
   process.stdout.write(`${formatTable(rows)}\n`);
   const missed = rows.filter((r) => r.met === false);
   process.stdout.write(`\n${missed.length ? `GOALS MISSED: ${missed.map((r) => r.metric).join("; ")}` : "All goals met."}\n`);

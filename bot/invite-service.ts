@@ -115,7 +115,7 @@ export class InviteService {
           expiresAt: now + (request.validForMs || DEFAULT_INVITE_VALIDITY_MS),
         });
         const link = `${publicUrl}/join/${token}`;
-        const png = await qrPng(link);
+        const png = qrPng(link);
         return {
           invite: summary(record),
           link,

@@ -76,3 +76,17 @@ test("!install in the console: the path of a photo of the installer's QR code, r
   assert.match(r.stdout, /\[✅\]/);
   assert.ok(!r.stdout.includes("console-secret-words") && !r.stderr.includes("console-secret-words"));
 });
+
+test("!invite in the console: without web.publicUrl it explains how to turn join codes on; a direct invite needs Matrix", async () => {
+  const dir = await tempDir();
+  const flake = await makeFlake(join(dir, "home"), FAMILY);
+  const config = join(dir, "config.yaml");
+  await writeFile(config, `storage:\n  path: ${dir}/s.sqlite3\nclan:\n  command: ${fakeClanDir}/clan\n`);
+  const r = await runWithInput(process.execPath, [MAIN, "--config", config, "--console", "--flake", flake], "invite\ninvite @bob:example.org\ninvites\n", {});
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Join codes need the bot's join page to be reachable from people's phones/);
+  assert.match(r.stdout, /set web\.publicUrl in the bot's config/);
+  assert.match(r.stdout, /invite people by their Matrix ID: !invite @name:example\.org/);
+  assert.match(r.stdout, /Could not invite @bob:example\.org: the bot is not connected to Matrix here \(the console has no room\)/);
+  assert.match(r.stdout, /No join code is active/);
+});
