@@ -1,4 +1,4 @@
-import { DEFAULT_INVITE_VALIDITY_MS, type CreatedInvite, type Invites, type InviteSummary } from "../commands/invite-types.ts";
+import { DEFAULT_INVITE_VALIDITY_MS, type CreatedInvite, type Invites } from "../commands/invite-types.ts";
 import { checkMatrixUserId } from "../commands/matrix-id.ts";
 import { formatInviteUsed } from "../commands/invite-format.ts";
 import { UserError } from "../commands/errors.ts";
@@ -57,17 +57,6 @@ export interface InviteServiceDeps {
   readonly publicUrl: string | undefined;
 }
 
-const summary = (r: InviteRecord): InviteSummary => ({
-  id: r.id,
-  creator: r.creator,
-  creatorName: r.creatorName,
-  note: r.note,
-  maxUses: r.maxUses,
-  usesLeft: r.usesLeft,
-  createdAt: r.createdAt,
-  expiresAt: r.expiresAt,
-});
-
 /** A matrix.to link that opens the room in the person's own Matrix app. */
 export function matrixToLink(room: string): string {
   const server = room.slice(room.indexOf(":") + 1);
@@ -117,16 +106,13 @@ export class InviteService {
         const link = `${publicUrl}/join/${token}`;
         const png = qrPng(link);
         return {
-          invite: summary(record),
+          invite: record,
           link,
           qr: { name: `invite-${record.id}.png`, mimetype: "image/png", data: png.data, image: { width: png.width, height: png.height } },
         };
       },
-      active: async () => (await activeInvites(db, clan, clock.now())).map(summary),
-      revoke: async (id, by) => {
-        const r = await revokeInvite(db, clan, id, by, clock.now());
-        return r ? summary(r) : undefined;
-      },
+      active: () => activeInvites(db, clan, clock.now()),
+      revoke: (id, by) => revokeInvite(db, clan, id, by, clock.now()),
       inviteUser: async (userId, by) => {
         try {
           await this.invite(clan, userId, `Invited by ${by.name} (${by.id}) with clanbot`);
@@ -164,7 +150,7 @@ export class InviteService {
     }
     await recordInviteUse(db, taken.id, checked.userId, clock.now());
     log.info({ invite: taken.id, clan: taken.clan, user: checked.userId }, "invited through a join code");
-    await announcer.announce(taken.clan, formatInviteUsed(summary(taken), checked.userId));
+    await announcer.announce(taken.clan, formatInviteUsed(taken, checked.userId));
     return { kind: "invited", clan: offer.clan, userId: checked.userId, roomLink: matrixToLink(offer.clan.room) };
   }
 

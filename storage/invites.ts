@@ -1,15 +1,8 @@
+import type { InviteSummary } from "../commands/invite-types.ts";
 import type { Db } from "./db.ts";
 
-export interface InviteRecord {
-  readonly id: number;
+export interface InviteRecord extends InviteSummary {
   readonly clan: string;
-  readonly creator: string;
-  readonly creatorName: string;
-  readonly note: string | undefined;
-  readonly maxUses: number;
-  readonly usesLeft: number;
-  readonly createdAt: number;
-  readonly expiresAt: number;
 }
 
 interface InviteRow {
