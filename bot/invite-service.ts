@@ -1,6 +1,6 @@
 import { DEFAULT_INVITE_VALIDITY_MS, type CreatedInvite, type Invites } from "../commands/invite-types.ts";
 import { checkMatrixUserId } from "../commands/matrix-id.ts";
-import { formatInviteUsed } from "../commands/invite-format.ts";
+import { formatInviteUsed, formatJoinedWithCode } from "../commands/invite-format.ts";
 import { UserError } from "../commands/errors.ts";
 import type { Clock, Log } from "../commands/types.ts";
 import { INVITE_TOKEN_SHAPE, inviteTokenHash, newInviteToken } from "../ops/invite-token.ts";
@@ -10,6 +10,7 @@ import {
   activeInvites,
   createInvite,
   giveBackInviteUse,
+  markInviteJoined,
   recordInviteUse,
   revokeInvite,
   takeInviteUse,
@@ -152,6 +153,12 @@ export class InviteService {
     log.info({ invite: taken.id, clan: taken.clan, user: checked.userId }, "invited through a join code");
     await announcer.announce(taken.clan, formatInviteUsed(taken, checked.userId));
     return { kind: "invited", clan: offer.clan, userId: checked.userId, roomLink: matrixToLink(offer.clan.room) };
+  }
+
+  /** Someone joined the clan's room: if a join code brought them, the room is told which. */
+  async joined(clan: string, userId: string): Promise<void> {
+    const code = await markInviteJoined(this.d.db, clan, userId, this.d.clock.now());
+    if (code) await this.d.announcer.announce(clan, formatJoinedWithCode(code, userId));
   }
 
   private async invite(clan: string, userId: string, reason: string): Promise<void> {

@@ -53,6 +53,11 @@ export function formatInviteUsed(i: InviteSummary, userId: string): Message {
   );
 }
 
+/** What the room is told when someone invited through a join code joins it. */
+export function formatJoinedWithCode(i: InviteSummary, userId: string): Message {
+  return concat(`🎉 ${userId} joined the room with join code #${i.id}`, i.note ? concat(` (`, italic(i.note), `)`) : "", ` from ${i.creatorName}.`);
+}
+
 /** `!invite` without a user when the join page has no public address. */
 export function noPublicUrlText(prefix: string): string {
   return [

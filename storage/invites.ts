@@ -96,6 +96,24 @@ export async function recordInviteUse(db: Db, id: number, userId: string, at: nu
   await db.run("INSERT INTO invite_uses (invite_id, user_id, used_at) VALUES (?, ?, ?)", [id, userId, at]);
 }
 
+/**
+ * The person joined the clan's room: marks their newest unjoined use of one of the clan's codes, and
+ * returns that code; nothing when they did not come through a code (or it was marked already).
+ */
+export async function markInviteJoined(db: Db, clan: string, userId: string, at: number): Promise<InviteRecord | undefined> {
+  return db.transaction(async (q) => {
+    const use = await q.get<{ rowid: number; invite_id: number }>(
+      `SELECT u.rowid, u.invite_id FROM invite_uses u JOIN invites i ON i.id = u.invite_id
+       WHERE u.user_id = ? AND u.joined_at IS NULL AND i.clan = ? ORDER BY u.used_at DESC LIMIT 1`,
+      [userId, clan],
+    );
+    if (!use) return undefined;
+    await q.run("UPDATE invite_uses SET joined_at = ? WHERE rowid = ?", [at, use.rowid]);
+    const row = await q.get<InviteRow>(`SELECT ${COLUMNS} FROM invites WHERE id = ?`, [use.invite_id]);
+    return row ? toRecord(row) : undefined;
+  });
+}
+
 /** Ends an invite of this clan at once; returns it, or nothing when the clan has no such usable invite. */
 export async function revokeInvite(db: Db, clan: string, id: number, by: string, now: number): Promise<InviteRecord | undefined> {
   const row = await db.get<InviteRow>(

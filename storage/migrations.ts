@@ -126,13 +126,14 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX invites_by_clan ON invites (clan, id DESC);
 
-  -- Who was invited through which code, and when.
+  -- Who was invited through which code, when, and when they joined the room.
   CREATE TABLE invite_uses (
     invite_id INTEGER NOT NULL REFERENCES invites (id),
     user_id TEXT NOT NULL,
-    used_at INTEGER NOT NULL
+    used_at INTEGER NOT NULL,
+    joined_at INTEGER
   );
-  CREATE INDEX invite_uses_by_invite ON invite_uses (invite_id);
+  CREATE INDEX invite_uses_by_user ON invite_uses (user_id, joined_at);
   `,
 ];
 

@@ -99,6 +99,13 @@ test("a join code: QR in the room, scanned, join page on a phone, invited, joine
     10_000,
     "bob to join",
   );
+  await waitForEvent(
+    w.alice,
+    w.roomId,
+    (e) => e.getSender() === w.botUserId && new RegExp(`${bob.getSafeUserId()} joined the room with join code #\\d+ \\(_for the new laptop_\\) from alice`).test(bodyOf(e)),
+    10_000,
+    "the room to be told bob joined with the code",
+  );
 
   const reopened = await openJoinPage(link);
   assert.equal(reopened.status, 404, "the single-use code is used up");

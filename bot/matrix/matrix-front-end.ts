@@ -38,6 +38,8 @@ export interface FrontEndDeps {
   prefix: string;
   /** Events older than this are ignored without an answer: their handled-ids may be forgotten. */
   ignoreOlderThanMs: number;
+  /** Someone invited into a clan's room joined it (the join codes tell the room which code brought them). */
+  onJoined?: (clan: string, userId: string) => Promise<void>;
 }
 
 /**
@@ -120,6 +122,7 @@ export class MatrixFrontEnd {
     await client.decryptEventIfNeeded(event);
     if (event.getSender() === this.me || event.isRedacted()) return;
     if (event.getType() === EventType.Reaction) return this.onReaction(event);
+    if (event.getType() === EventType.RoomMember) return this.onMember(event, room);
     if (event.getType() !== EventType.RoomMessage) return;
     const clan = this.bindings.clanOf(room.roomId);
     if (!clan) return;
@@ -154,6 +157,17 @@ export class MatrixFrontEnd {
       },
       new MatrixReplyChannel(client, room.roomId, eventId, this.waiters, this.replies),
     );
+  }
+
+  /** An invited person's join, seen once (restarts replay the timeline). */
+  private async onMember(event: MatrixEvent, room: Room): Promise<void> {
+    const { onJoined, db, clock } = this.d;
+    const clan = this.bindings.clanOf(room.roomId);
+    const userId = event.getStateKey();
+    const eventId = event.getId();
+    if (!onJoined || !clan || !userId || !eventId || eventId.startsWith("~")) return;
+    if (event.getContent()["membership"] !== KnownMembership.Join || event.getPrevContent()["membership"] !== KnownMembership.Invite) return;
+    if (await claimEvent(db, eventId, clan, clock.now())) await onJoined(clan, userId);
   }
 
   /** Reactions answer questions (confirmations); they are never commands. */

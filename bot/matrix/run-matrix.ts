@@ -57,6 +57,7 @@ export async function runMatrix(app: App): Promise<number> {
     clans: app.clans,
     prefix: app.config.commands.prefix,
     ignoreOlderThanMs: HANDLED_EVENT_RETENTION_MS - 3600_000,
+    onJoined: (clan, userId) => app.invites.joined(clan, userId),
   });
   const stopping = stopSignal();
   await frontEnd.start(filter);
