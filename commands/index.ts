@@ -13,6 +13,7 @@ import { sshkeyCommand } from "./sshkey.ts";
 import { statusCommand } from "./status.ts";
 import { trustCommand } from "./trust.ts";
 import type { CommandSpec } from "./types.ts";
+import { vmCommand } from "./vm.ts";
 import { whoamiCommand } from "./whoami.ts";
 
 /** The one command table: dispatch, help and permission checks all read it. */
@@ -31,6 +32,7 @@ export const commandTable: readonly CommandSpec[] = [
   installCommand,
   sshkeyCommand,
   trustCommand,
+  vmCommand,
   historyCommand,
   refreshCommand,
   whoamiCommand,
