@@ -159,6 +159,16 @@ export class VmService {
     };
     // Taken before the first await, so that two requests at once cannot both pass the checks.
     const vm = this.track(record, "building", false);
+    try {
+      return await this.startTracked(vm, record, flake, dir, req, onPhase);
+    } catch (err) {
+      // Nothing runs (or what runs is not recorded): the machine and its ports must not stay taken.
+      if (vm.pid === undefined) this.live.delete(vm.id);
+      throw err;
+    }
+  }
+
+  private async startTracked(vm: LiveVm, record: VmRecord, flake: string, dir: string, req: VmRequest, onPhase: (vm: VmState) => void): Promise<VmStart> {
     for (const p of req.ports) {
       if (!(await portFree(p.host))) {
         this.live.delete(vm.id);
