@@ -7,7 +7,7 @@ import { test } from "node:test";
 import { world, type World } from "./support/e2e.ts";
 import { processesInGroup, readInvocations, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
 import { say, waitForEvent, waitForOutcome } from "./support/matrix-wait.ts";
-import { answerMatching, freePort, qemuRuns } from "./support/vm-helpers.ts";
+import { answerMatching, freePort, killVmsAfter, qemuRuns } from "./support/vm-helpers.ts";
 
 const FIXTURE: FakeClanFixture = {
   machines: { media: { hostName: "mediabox" }, nas: {} },
@@ -22,6 +22,7 @@ const w: World = await world({
   env: { FAKE_CLAN_RELEASE: "25.11" },
   config: (base) => ({ ...base, vm: { stopTimeout: "2s", startGrace: "1s", publicHost: "vm.test" } }),
 });
+killVmsAfter(w.clanLog);
 const port = await freePort();
 const run = async (line: string, pattern: RegExp, outcome = "✅"): Promise<{ id: string; text: string }> => {
   const id = await say(w.alice, w.roomId, line);

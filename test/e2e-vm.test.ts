@@ -10,7 +10,7 @@ import { EventType } from "matrix-js-sdk";
 import { world, type World } from "./support/e2e.ts";
 import { fakeNixPath, processesInGroup, writeFixture, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
 import { say, timeline, waitForEvent, waitForOutcome, waitForReply } from "./support/matrix-wait.ts";
-import { announcement, answerMatching, freePort, groupGone, qemuRuns } from "./support/vm-helpers.ts";
+import { announcement, answerMatching, freePort, groupGone, killVmsAfter, qemuRuns } from "./support/vm-helpers.ts";
 
 const FIXTURE: FakeClanFixture = {
   machines: {
@@ -30,6 +30,7 @@ const w: World = await world({
     vm: { max: 2, publicHost: "vm.test", stopTimeout: "2s", startGrace: "1s" },
   }),
 });
+killVmsAfter(w.clanLog);
 const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
 const run = async (line: string, pattern: RegExp, outcome = "✅", client = w.alice): Promise<string> => {
   const id = await say(client, w.roomId, line);

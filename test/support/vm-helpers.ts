@@ -1,5 +1,6 @@
 // Helpers for !vm tests: free ports, what the fake QEMU was started with, and the answers as shown.
 import { createServer } from "node:net";
+import { after } from "node:test";
 import type { MatrixClient, MatrixEvent } from "matrix-js-sdk";
 import { shownText } from "./deploy-helpers.ts";
 import { readInvocations, type FakeClanInvocation } from "./fake-clan-fixture.ts";
@@ -53,4 +54,18 @@ export async function groupGone(pgid: number, timeoutMs: number, members: (pgid:
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
+}
+
+/** A test that fails half-way must not leave its VMs running: every VM process group it started is killed. */
+export function killVmsAfter(clanLog: string): void {
+  after(async () => {
+    for (const i of await readInvocations(clanLog)) {
+      if (i.program !== "qemu" || i.pgid === undefined) continue;
+      try {
+        process.kill(-i.pgid, "SIGKILL");
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+      }
+    }
+  });
 }
