@@ -1,11 +1,15 @@
+import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { commandTable } from "../commands/index.ts";
+import { formatEnd, isAnnounced } from "../commands/vm-format.ts";
 import type { Clock } from "../commands/types.ts";
 import { ClanCli } from "../ops/clan-cli.ts";
 import { DeployService } from "../ops/deploy-service.ts";
 import { CachedRead } from "../ops/cached-read.ts";
 import { loadBotKey, type BotKey } from "../ops/ssh-key.ts";
 import { SshMachineService } from "../ops/ssh-machines.ts";
+import { detectVmBackend } from "../ops/vm-backend.ts";
+import { VmService } from "../ops/vm-service.ts";
 import { interruptRunningCommands, recentCommands } from "../storage/audit.ts";
 import { openDatabase, type Db } from "../storage/db.ts";
 import { forgetEventsBefore } from "../storage/handled-events.ts";
@@ -59,6 +63,27 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   });
   const key = botKey(config);
   const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout });
+  const vmBackend = await detectVmBackend(config.clan.command, config.vm.backend, config.clan.timeout);
+  log.info({ backend: vmBackend.kind, why: vmBackend.why }, "VMs are run with this backend");
+  const vms = new VmService({
+    db,
+    clock,
+    log,
+    backend: vmBackend,
+    clanCommand: config.clan.command,
+    nixCommand: config.nix.command,
+    max: config.vm.max,
+    publicHost: config.vm.publicHost ?? hostname(),
+    stopTimeoutMs: config.vm.stopTimeout,
+    startGraceMs: config.vm.startGrace,
+    buildTimeoutMs: config.vm.buildTimeout,
+    dir: resolve(config.vm.dir ?? join(dirname(config.storage.path), "vms")),
+    // The room hears of a VM that ended on its own; the announcer holds it until a front end can post.
+    onEnd: (clan, end) => {
+      if (isAnnounced(end)) void announcer.announce(clan, formatEnd(end, config.vm.stopTimeout, clock.now()));
+    },
+  });
+  await vms.recover();
   const runtimes = new Map<string, ClanRuntime>();
   for (const clan of clans) {
     const flake = resolve(clan.flake);
@@ -83,6 +108,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       store: { recentCommands: (limit) => recentCommands(db, clan.name, limit) },
       ssh,
       invites: invites.forClan(clan.name),
+      vms: vms.forClan(clan.name, flake),
       deploys: new DeployService({
         clan: clan.name,
         flake,
@@ -135,6 +161,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       announcer.disconnect();
       invites.disconnect();
       await dispatcher.drain(10_000);
+      vms.close();
       await db.close();
     },
   };

@@ -146,6 +146,24 @@ export const configSchema = z
           .prefault({}),
       })
       .prefault({}),
+    vm: z
+      .strictObject({
+        /** VMs at once on the bot's host, all clans together. */
+        max: z.number().int().min(1).max(64).default(2),
+        /** auto: `clan vms run` when this host's clan has it (up to 25.11), else the NixOS VM runner; or force one. */
+        backend: z.enum(["auto", "clan", "nix"]).default("auto"),
+        /** The host name in the URLs of forwarded ports; default: this host's name. */
+        publicHost: z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, "a host name or address").optional(),
+        /** Between SIGTERM and SIGKILL when a VM is stopped. */
+        stopTimeout: duration("30s"),
+        /** A VM that ends this soon after it started did not start. */
+        startGrace: duration("3s"),
+        /** How long `nix build` of a VM may take (NixOS VM runner). */
+        buildTimeout: duration("60m"),
+        /** VM logs, disk images and build links; default: `vms/` next to the SQLite file. */
+        dir: z.string().min(1).optional(),
+      })
+      .prefault({}),
     commands: z
       .strictObject({
         prefix: z.string().min(1).max(8).default("!"),

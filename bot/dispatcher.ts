@@ -4,7 +4,7 @@ import { code, concat, formatDuration, type Message } from "../commands/format.t
 import { findCommand } from "../commands/help.ts";
 import { allows, levelFor } from "../commands/levels.ts";
 import { nearest } from "../commands/suggest.ts";
-import { bindInput, tokenize } from "../commands/parse-input.ts";
+import { bindInput, selectSubcommand, tokenize } from "../commands/parse-input.ts";
 import type {
   Attachment,
   AuditResult,
@@ -21,6 +21,7 @@ import type {
 } from "../commands/types.ts";
 import type { Invites } from "../commands/invite-types.ts";
 import type { SshMachines } from "../commands/ssh-types.ts";
+import type { Vms } from "../commands/vm-types.ts";
 import { ClanCliError } from "../ops/clan-cli.ts";
 import { finishCommand, startCommand } from "../storage/audit.ts";
 import type { Db } from "../storage/db.ts";
@@ -54,6 +55,7 @@ export interface ClanRuntime {
   deploys: Deploys;
   ssh: SshMachines;
   invites: Invites;
+  vms: Vms;
   thresholds: LevelThresholds;
 }
 
@@ -156,22 +158,29 @@ export class Dispatcher {
         ),
       );
     }
+    let command: { spec: CommandSpec; words: readonly string[] };
+    try {
+      command = selectSubcommand(spec, words.slice(1), prefix);
+    } catch (err) {
+      if (!(err instanceof UserError)) throw err;
+      return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
+    }
     const level = levelFor(msg.sender.powerLevel, clan.thresholds);
-    if (!allows(level, spec.level)) {
-      const need = clan.thresholds[spec.level];
+    if (!allows(level, command.spec.level)) {
+      const need = clan.thresholds[command.spec.level];
       return answer(
-        { result: "refused", detail: `needs ${spec.level}` },
+        { result: "refused", detail: `needs ${command.spec.level}` },
         REACTION.refused,
         concat(
-          code(`${prefix}${spec.name}`),
-          ` needs the ${spec.level} level (power level ${need} in this room); ` +
+          code(`${prefix}${command.spec.name}`),
+          ` needs the ${command.spec.level} level (power level ${need} in this room); ` +
             `you have power level ${msg.sender.powerLevel}. A room admin can raise it.`,
         ),
       );
     }
     let input;
     try {
-      input = bindInput(spec, words.slice(1), `${prefix}${msg.line}`, prefix);
+      input = bindInput(command.spec, command.words, `${prefix}${msg.line}`, prefix);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
       return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
@@ -185,6 +194,7 @@ export class Dispatcher {
       deploys: clan.deploys,
       ssh: clan.ssh,
       invites: clan.invites,
+      vms: clan.vms,
       installReplyTimeoutMs: this.deps.installReplyTimeoutMs,
       confirmTimeoutMs: this.deps.confirmTimeoutMs,
       clock,
@@ -200,7 +210,7 @@ export class Dispatcher {
       askFor: (question, timeoutMs) => channel.askFor(question, msg.sender.id, timeoutMs),
     };
     try {
-      const result = await spec.run(ctx, input);
+      const result = await command.spec.run(ctx, input);
       if (result) await channel.reply(result);
       await channel.react(REACTION.done);
       await finish({ result: "ok" });
@@ -213,7 +223,7 @@ export class Dispatcher {
       if (err instanceof UserError || err instanceof ClanCliError) {
         return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
       }
-      this.deps.log.error({ err, runId, clan: msg.clan, command: spec.name }, "command failed with an internal error");
+      this.deps.log.error({ err, runId, clan: msg.clan, command: command.spec.name }, "command failed with an internal error");
       return answer(
         { result: "error", detail: err instanceof Error ? err.message : String(err) },
         REACTION.failed,

@@ -12,14 +12,30 @@ function levelName(level: Level, thresholds: LevelThresholds): string {
   return `${level} (power level ${thresholds[level]})`;
 }
 
-/** One command in full: usage, what it does, its arguments and flags, who may use it. */
-export function describeCommand(spec: CommandSpec, prefix: string, thresholds: LevelThresholds): Message {
-  const parts: Message[] = [concat(code(usage(spec, prefix))), concat(spec.summary)];
-  if (spec.details) parts.push(concat(spec.details));
-  const params = [
+function parameters(spec: CommandSpec): Message[] {
+  return [
     ...spec.args.map((a) => concat(code(a.name), ` ${a.summary}${a.required ? "" : " (optional)"}`)),
     ...spec.flags.map((f) => concat(code(`--${f.name}`), ` ${f.summary}`)),
   ];
+}
+
+/** A family's subcommand in the family's help: usage, what it does, who may use it, its parameters. */
+function subcommandItem(sub: CommandSpec, prefix: string, thresholds: LevelThresholds): Message {
+  const params = parameters(sub);
+  const head = concat(code(usage(sub, prefix)), ` ${sub.summary} `, italic(`(${levelName(sub.level, thresholds)})`));
+  return params.length ? lines(head, bulletList(params)) : head;
+}
+
+/** One command in full: usage, what it does, its arguments and flags (or subcommands), who may use it. */
+export function describeCommand(spec: CommandSpec, prefix: string, thresholds: LevelThresholds, note?: string): Message {
+  const parts: Message[] = [concat(code(usage(spec, prefix))), concat(spec.summary)];
+  if (spec.details) parts.push(concat(spec.details));
+  if (note) parts.push(concat(note));
+  if (spec.subcommands?.length) {
+    parts.push(bulletList(spec.subcommands.map((s) => subcommandItem(s, prefix, thresholds))));
+    return paragraphs(...parts);
+  }
+  const params = parameters(spec);
   if (params.length) parts.push(bulletList(params));
   const also = spec.aliases?.length ? `; also ${spec.aliases.map((a) => prefix + a).join(", ")}` : "";
   parts.push(italic(`Needs ${levelName(spec.level, thresholds)}${also}.`));
@@ -70,7 +86,7 @@ export function makeHelpCommand(table: () => readonly CommandSpec[]): CommandSpe
       if (name === undefined) return helpOverview(table(), ctx.sender.level, ctx.prefix, ctx.thresholds);
       const spec = findCommand(table(), name.replace(/^!/, ""));
       if (!spec) throw new UserError(`There is no command '${name}'. ${ctx.prefix}help lists them all.`);
-      return describeCommand(spec, ctx.prefix, ctx.thresholds);
+      return describeCommand(spec, ctx.prefix, ctx.thresholds, spec.helpNote?.(ctx));
     },
   };
 }

@@ -14,6 +14,7 @@ import { sshkeyCommand } from "./sshkey.ts";
 import { statusCommand } from "./status.ts";
 import { trustCommand } from "./trust.ts";
 import type { CommandSpec } from "./types.ts";
+import { vmCommand } from "./vm.ts";
 import { whoamiCommand } from "./whoami.ts";
 
 /** The one command table: dispatch, help and permission checks all read it. */
@@ -35,6 +36,7 @@ export const commandTable: readonly CommandSpec[] = [
   inviteCommand,
   invitesCommand,
   revokeCommand,
+  vmCommand,
   historyCommand,
   refreshCommand,
   whoamiCommand,

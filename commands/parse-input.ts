@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { parseDuration } from "./duration.ts";
 import { UserError } from "./errors.ts";
+import { nearest } from "./suggest.ts";
 import type { CommandInput, CommandSpec, FlagSpec, FlagValue } from "./types.ts";
 
 // Phones turn "..." into “...” as people type; both mean the same to them.
@@ -41,7 +42,32 @@ export function tokenize(line: string): string[] {
   return words;
 }
 
+/** A subcommand's own word: "run" of "vm run". */
+export function subcommandWord(family: CommandSpec, sub: CommandSpec): string {
+  return sub.name.slice(family.name.length + 1);
+}
+
+/**
+ * For a command family, the subcommand the first word names and the words after it; for any other
+ * command (or a family given no word), the command itself and all its words.
+ */
+export function selectSubcommand(spec: CommandSpec, words: readonly string[], prefix: string): { spec: CommandSpec; words: readonly string[] } {
+  const [first] = words;
+  if (!spec.subcommands?.length || first === undefined) return { spec, words };
+  const word = first.toLowerCase();
+  const sub = spec.subcommands.find((s) => subcommandWord(spec, s) === word || s.aliases?.includes(word));
+  if (sub) return { spec: sub, words: words.slice(1) };
+  const names = spec.subcommands.map((s) => subcommandWord(spec, s));
+  const guess = nearest(word, names);
+  const shown = first.length > 40 ? `${first.slice(0, 40)}…` : first;
+  throw new UserError(
+    `!${spec.name} has no subcommand '${shown}'; it has ${names.join(", ")}.` +
+      (guess !== undefined ? ` Did you mean \`${prefix}${spec.name} ${guess}\`?` : ` \`${prefix}help ${spec.name}\` explains them.`),
+  );
+}
+
 export function usage(spec: CommandSpec, prefix: string): string {
+  if (spec.subcommands?.length) return `${prefix}${spec.name} <${spec.subcommands.map((s) => subcommandWord(spec, s)).join("|")}>`;
   const args = spec.args.map((a) => {
     const name = a.variadic ? `${a.name}...` : a.name;
     return a.required ? `<${name}>` : `[${name}]`;

@@ -2,6 +2,7 @@ import type { Deploys } from "./deploy-types.ts";
 import type { Invites } from "./invite-types.ts";
 import type { SshMachines } from "./ssh-types.ts";
 import type { Message } from "./format.ts";
+import type { Vms } from "./vm-types.ts";
 
 /** Permission levels, mapped to room power levels per clan (defaults 0, 50, 100). */
 export const LEVELS = ["viewer", "operator", "admin"] as const;
@@ -134,6 +135,7 @@ export interface CommandContext {
   readonly deploys: Deploys;
   readonly ssh: SshMachines;
   readonly invites: Invites;
+  readonly vms: Vms;
   /** How long `!install` waits for the installer's QR code. */
   readonly installReplyTimeoutMs: number;
   /** How long `confirm` waits for the sender's ✅. */
@@ -156,6 +158,14 @@ export interface CommandSpec {
   readonly flags: readonly FlagSpec[];
   /** Extra lines for `!help <command>`. */
   readonly details?: string;
+  /** What `!help <command>` adds about this bot's own set-up (which VM backend it found). */
+  readonly helpNote?: (ctx: CommandContext) => string | undefined;
+  /**
+   * A command family (`!vm run|list|stop|logs`): the first word picks the subcommand, whose spec
+   * (named "vm run", with its own level, arguments and flags) is checked and run instead. Without a
+   * subcommand word, this spec's own `run` answers.
+   */
+  readonly subcommands?: readonly CommandSpec[];
   /** Returns the answer; a command that replies by itself (progress messages) returns nothing. */
   run(ctx: CommandContext, input: CommandInput): Promise<Message | void>;
 }

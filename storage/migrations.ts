@@ -135,6 +135,32 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX invite_uses_by_user ON invite_uses (user_id, joined_at);
   `,
+  `
+  -- !vm run: a VM of a clan machine on the bot's host; its id is the audit id of the command that started it.
+  CREATE TABLE vms (
+    id INTEGER PRIMARY KEY,
+    clan TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    sender TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    -- JSON: [{"host": 8080, "guest": 80}, ...]
+    ports TEXT NOT NULL,
+    log_path TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    -- building, running, or how it ended (stopped, killed, exited, crashed, failed, lost, interrupted).
+    result TEXT NOT NULL,
+    -- The leader of the VM's process group and its start time, to find it again after a restart.
+    pid INTEGER,
+    pid_start TEXT,
+    ended_at INTEGER,
+    exit_code INTEGER,
+    exit_signal TEXT,
+    stopped_by TEXT,
+    reason TEXT
+  );
+  CREATE INDEX vms_by_clan ON vms (clan, machine, id DESC);
+  CREATE INDEX vms_by_result ON vms (result);
+  `,
 ];
 
 export async function migrate(db: Db, migrations: readonly string[] = MIGRATIONS): Promise<number> {

@@ -10,6 +10,7 @@ import { makeHelpCommand } from "../commands/help.ts";
 import { DEFAULT_THRESHOLDS } from "../commands/levels.ts";
 import type { CommandSpec, Log } from "../commands/types.ts";
 import { DeployService } from "../ops/deploy-service.ts";
+import { VmService } from "../ops/vm-service.ts";
 import { recentCommands } from "../storage/audit.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
@@ -82,6 +83,21 @@ async function setup(table: CommandSpec[]) {
           }),
           ssh: noSsh,
           invites: new InviteService({ db, clock, log, announcer: new Announcer(log), clans: [], publicUrl: undefined }).forClan("fam"),
+          vms: new VmService({
+            db,
+            clock,
+            log,
+            backend: { kind: "nix", why: "set in the test" },
+            clanCommand: "clan",
+            nixCommand: "nix",
+            max: 2,
+            publicHost: "host.test",
+            stopTimeoutMs: 1000,
+            startGraceMs: 100,
+            buildTimeoutMs: 60_000,
+            dir,
+            onEnd: () => undefined,
+          }).forClan("fam", dir),
           thresholds: DEFAULT_THRESHOLDS,
         },
       ],
@@ -186,4 +202,51 @@ test("help lists what the sender may use and what needs more", async () => {
   assert.match(viewer.html[0] ?? "", /<ul><li><code>!help \[command\]<\/code>/);
   const admin = await send("help guarded", 100);
   assert.match(admin.replies[0] ?? "", /Needs admin \(power level 100\)/);
+});
+
+const family: CommandSpec = {
+  name: "pet",
+  summary: "Looks after pets.",
+  level: "viewer",
+  args: [],
+  flags: [],
+  subcommands: [
+    {
+      name: "pet feed",
+      summary: "Feeds a pet.",
+      level: "operator",
+      args: [{ name: "pet", summary: "which pet", required: true }],
+      flags: [{ name: "twice", type: "boolean", summary: "feed it twice" }],
+      run: async (_ctx, input) => ({ text: `fed ${input.args.join(",")}${input.flags["twice"] === true ? " twice" : ""}`, html: "fed" }),
+    },
+    { name: "pet list", aliases: ["ls"], summary: "Lists pets.", level: "viewer", args: [], flags: [], run: async () => ({ text: "cat, dog", html: "" }) },
+  ],
+  run: async () => ({ text: "the pet family", html: "" }),
+};
+
+test("a command family: the first word picks the subcommand, with its own level, arguments and flags", async () => {
+  const { send, db } = await setup([family]);
+  assert.deepEqual((await send("pet feed cat --twice", 50)).replies, ["fed cat twice"]);
+  assert.deepEqual((await send("pet ls", 0)).replies, ["cat, dog"]);
+  assert.deepEqual((await send("pet", 0)).replies, ["the pet family"]);
+
+  const refused = await send("pet feed cat", 0);
+  assert.deepEqual(refused.reactions, ["⛔"]);
+  assert.match(refused.replies[0] ?? "", /`!pet feed` needs the operator level \(power level 50 in this room\); you have power level 0/);
+
+  const typo = await send("pet fed cat");
+  assert.deepEqual(typo.reactions, ["❌"]);
+  assert.equal(typo.replies[0], "!pet has no subcommand 'fed'; it has feed, list. Did you mean `!pet feed`?");
+
+  const missing = await send("pet feed");
+  assert.match(missing.replies[0] ?? "", /^!pet feed needs pet \(which pet\)\. Usage: `!pet feed <pet> \[--twice\]`$/);
+  assert.match((await send("pet list extra")).replies[0] ?? "", /^!pet list does not take 'extra'/);
+  assert.equal((await recentCommands(db, "fam", 1))[0]?.command, "pet");
+
+  const help = (await send("help pet")).replies[0] ?? "";
+  assert.match(help, /`!pet <feed\|list>`/);
+  assert.match(help, /• `!pet feed <pet> \[--twice\]` Feeds a pet\. _\(operator \(power level 50\)\)_/);
+  assert.match(help, /• `!pet list` Lists pets\. _\(viewer \(power level 0\)\)_/);
+  assert.match(help, /`pet` which pet[\s\S]*`--twice` feed it twice/);
+  assert.match((await send("help")).replies[0] ?? "", /• `!pet <feed\|list>` Looks after pets\./);
 });

@@ -39,7 +39,14 @@ export interface World {
  * and the real bot process with a config binding that room to a fake clan flake.
  * Everything is torn down when the test file ends.
  */
-export async function world(opts: { fixture?: FakeClanFixture; config?: (base: Record<string, unknown>) => Record<string, unknown> } = {}): Promise<World> {
+export async function world(
+  opts: {
+    fixture?: FakeClanFixture;
+    config?: (base: Record<string, unknown>) => Record<string, unknown>;
+    /** More environment for the bot (and so the fake clan): FAKE_CLAN_RELEASE=25.11 gives it `clan vms`. */
+    env?: Record<string, string>;
+  } = {},
+): Promise<World> {
   const hs = await startHomeserver();
   const dir = await tempDir();
   const bot = await hs.createUser("clanbot", "pw-bot");
@@ -58,7 +65,7 @@ export async function world(opts: { fixture?: FakeClanFixture; config?: (base: R
   const configPath = await writeConfig(dir, config);
   const processes: BotProcess[] = [];
   const launch = (path: string): BotProcess => {
-    const p = startBot(path, { env: { FAKE_CLAN_LOG: clanLog } });
+    const p = startBot(path, { env: { ...opts.env, FAKE_CLAN_LOG: clanLog } });
     processes.push(p);
     return p;
   };

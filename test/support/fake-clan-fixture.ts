@@ -27,7 +27,11 @@ export type FakeClanCommand =
   | "backups create"
   | "backups list"
   | "backups restore"
-  | "nix build";
+  | "nix build"
+  /** `clan vms run` (FAKE_CLAN_RELEASE 25.11): the VM's build. */
+  | "vms run"
+  /** The fake QEMU (fake-qemu.mjs) that `run-<hostName>-vm` and `clan vms run` start. */
+  | "vm";
 
 /** The nixos-anywhere phases of `clan machines install`, in the order clan runs them. */
 export type FakeClanInstallPhase = "kexec" | "disko" | "install" | "reboot";
@@ -54,6 +58,16 @@ export interface FakeClanKnobs {
   installer?: boolean;
   /** install with -j/-P: exit as clan really does (success: exit 1 "No reachable remote found in QR code data: "; ClanError: swallowed, exit 0). */
   qrCodeExitBug?: boolean;
+  /** vm (the fake QEMU): time before the login prompt. */
+  bootMs?: number;
+  /** vm: SIGTERM does nothing, so a stop has to kill. */
+  ignoreSigterm?: boolean;
+  /** vm: a guest kernel panic this long after start, exit 1 (SIGUSR1 does it at once). */
+  crashAfterMs?: number;
+  /** vm: the guest powers off this long after start, exit 0. */
+  exitAfterMs?: number;
+  /** vm: memory it allocates and touches, so that its RSS shows. */
+  memoryMiB?: number;
 }
 
 export interface FakeClanCommandKnobs extends FakeClanKnobs {
@@ -140,14 +154,14 @@ export interface FakeClanInstallRecord {
 }
 
 export interface FakeClanInvocation {
-  /** Set by the fake `nix`; absent for `clan`. */
-  program?: "nix";
+  /** Set by the fake `nix` and the fake QEMU; absent for `clan`. */
+  program?: "nix" | "qemu";
   argv: string[];
   cwd: string;
   pid: number;
   ppid: number;
   pgid?: number;
-  env: { NO_COLOR?: string; CLAN_DIR?: string };
+  env: { NO_COLOR?: string; CLAN_DIR?: string; QEMU_NET_OPTS?: string; NIX_DISK_IMAGE?: string };
   stdinIsTTY: boolean;
   time: string;
   /** Only for `clan machines install`. */

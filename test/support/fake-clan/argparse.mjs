@@ -343,6 +343,7 @@ function parseKnownArgs(parser, args, ns) {
     }
     if (action.kind === "true") ns[action.dest] = true;
     else if (action.kind === "append-option") ns[action.dest].push("--option", strings[0], strings[1]);
+    else if (action.kind === "append") ns[action.dest].push(strings[0]);
     else if (action.nargs === 1) ns[action.dest] = strings[0];
     else if (action.nargs === "*" && strings.length === 0 && !action.flags) ns[action.dest] = structuredClone(action.default ?? []);
     else ns[action.dest] = strings;

@@ -3,6 +3,7 @@
 // the leaf parsers, as in clan: `clan --flake X machines list` is a usage error.
 
 import { COMMON_FLAGS, addSubcommands, addSubparser, makeParser } from "./argparse.mjs";
+import { addVmsParser, vmsAvailable } from "./vms.mjs";
 
 const link = (url) => `\x1b]8;;${url}\x1b\\${url}\x1b]8;;\x1b\\`;
 const DOCS = "https://clan.lol/docs/unstable";
@@ -210,5 +211,6 @@ Further references:
   });
 
   lenient(top("network", "Manage networks", ["net"]));
+  if (vmsAvailable()) addVmsParser(root, top);
   return root;
 }

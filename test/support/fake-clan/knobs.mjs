@@ -10,6 +10,8 @@ export const COMMAND_KEYS = [
   "backups list",
   "backups restore",
   "nix build",
+  "vms run",
+  "vm",
 ];
 
 export function knobsFor(fixture, command, machine = null) {

@@ -13,6 +13,7 @@ import { machinesInstall } from "./install.mjs";
 import { knobsFor } from "./knobs.mjs";
 import { killChildren } from "./proc.mjs";
 import { machinesUpdate } from "./update.mjs";
+import { vmsInspect, vmsRun } from "./vms.mjs";
 
 const HANDLERS = {
   "machines list": machinesList,
@@ -22,6 +23,8 @@ const HANDLERS = {
   "backups create": backupsCreate,
   "backups list": backupsList,
   "backups restore": backupsRestore,
+  "vms run": vmsRun,
+  "vms inspect": vmsInspect,
 };
 
 function processGroup() {
