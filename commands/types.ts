@@ -1,3 +1,4 @@
+import type { Backups, Schedules } from "./backup-types.ts";
 import type { Deploys } from "./deploy-types.ts";
 import type { SshMachines } from "./ssh-types.ts";
 import type { Message } from "./format.ts";
@@ -131,6 +132,8 @@ export interface CommandContext {
   readonly prefix: string;
   readonly thresholds: LevelThresholds;
   readonly deploys: Deploys;
+  readonly backups: Backups;
+  readonly schedules: Schedules;
   readonly ssh: SshMachines;
   /** How long `!install` waits for the installer's QR code. */
   readonly installReplyTimeoutMs: number;

@@ -11,6 +11,7 @@ import { DeployService } from "../ops/deploy-service.ts";
 import { recentCommands } from "../storage/audit.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
+import { noBackups, noSchedules } from "./support/no-backups.ts";
 import { noSsh } from "./support/no-ssh.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
@@ -79,6 +80,8 @@ async function setup(table: CommandSpec[]) {
             logDir: dir,
           }),
           ssh: noSsh,
+          backups: noBackups,
+          schedules: noSchedules,
           thresholds: DEFAULT_THRESHOLDS,
         },
       ],
