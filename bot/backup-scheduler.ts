@@ -150,7 +150,12 @@ export class BackupScheduler {
     if (!parsed.ok) return parsed;
     const { times } = parsed;
     try {
-      const next = times.next(10);
+      let next: number[];
+      try {
+        next = times.next(10);
+      } catch (err) {
+        return { ok: false, reason: `'${times.cron}' never comes: ${err instanceof Error ? err.message : String(err)}` };
+      }
       const gap = tightestGap(next);
       if (gap < this.o.minIntervalMs) {
         return {

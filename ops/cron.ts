@@ -10,28 +10,61 @@ export interface CronTimes {
   dispose(): void;
 }
 
+/** A node-cron task, made once per expression and zone, and how many schedules use it. */
+interface Shared {
+  readonly task: ScheduledTask;
+  users: number;
+  /** The next run as last asked for, and in which second: schedules due together ask together. */
+  last?: { second: number; next: number };
+}
+
 /**
- * CronTimes computed by node-cron. Its tasks are made but never started: the bot's scheduler keeps
- * one timer for all schedules (bot/schedule-timer.ts). node-cron counts from the wall clock.
+ * node-cron's tasks, one per expression and time zone, shared by the schedules that use them: a
+ * task costs a few kilobytes to keep and more to make (most clans back up at the same few times).
+ * They are made but never started: the bot's scheduler keeps one timer for all schedules
+ * (bot/schedule-timer.ts), and asks the task only for next runs, which node-cron counts from the
+ * wall clock.
  */
+const tasks = new Map<string, Shared>();
+
 class NodeCronTimes implements CronTimes {
   readonly cron: string;
   readonly timeZone: string;
-  private readonly task: ScheduledTask;
+  private shared: Shared | undefined;
+  private readonly key: string;
 
-  constructor(cron: string, timeZone: string, task: ScheduledTask) {
+  constructor(cron: string, timeZone: string) {
     this.cron = cron;
     this.timeZone = timeZone;
-    this.task = task;
+    this.key = `${timeZone}\n${cron}`;
+    let shared = tasks.get(this.key);
+    if (!shared) {
+      shared = { task: createTask(cron, () => undefined, { timezone: timeZone }), users: 0 };
+      tasks.set(this.key, shared);
+    }
+    shared.users++;
+    this.shared = shared;
   }
 
   next(count = 1): number[] {
-    return this.task.getNextRuns(count).map((d) => d.getTime());
+    const shared = this.shared;
+    if (!shared) throw new Error(`next runs of a disposed schedule (${this.cron})`);
+    // node-cron counts from the start of the current second: within it, the answer is the same.
+    const second = Math.floor(Date.now() / 1000);
+    if (count === 1 && shared.last?.second === second) return [shared.last.next];
+    const next = shared.task.getNextRuns(count).map((d) => d.getTime());
+    if (count === 1) shared.last = { second, next: next[0] as number };
+    return next;
   }
 
-  /** Takes the task out of node-cron's registry. */
+  /** The last user of a task takes it out of node-cron's registry. */
   dispose(): void {
-    void this.task.destroy();
+    const shared = this.shared;
+    if (!shared) return;
+    this.shared = undefined;
+    if (--shared.users > 0) return;
+    tasks.delete(this.key);
+    void shared.task.destroy();
   }
 }
 
@@ -51,17 +84,22 @@ export function hostTimeZone(): string {
   return Intl.DateTimeFormat().resolvedOptions().timeZone;
 }
 
+const zones = new Map<string, string | undefined>();
+
 /** An IANA time zone as written (letter case corrected), or undefined when there is no such zone. */
 export function knownTimeZone(zone: string): string | undefined {
-  let resolved: string;
+  // Asked once per schedule at every start: an Intl.DateTimeFormat is costly to make.
+  if (zones.has(zone)) return zones.get(zone);
+  let known: string | undefined;
   try {
-    resolved = new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
+    const resolved = new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
+    // ICU names some zones by their old names (Asia/Kolkata is Asia/Calcutta): keep the one people wrote.
+    known = resolved.toLowerCase() === zone.toLowerCase() ? resolved : zone;
   } catch (err) {
-    if (err instanceof RangeError) return undefined;
-    throw err;
+    if (!(err instanceof RangeError)) throw err;
   }
-  // ICU names some zones by their old names (Asia/Kolkata is Asia/Calcutta): keep the one people wrote.
-  return resolved.toLowerCase() === zone.toLowerCase() ? resolved : zone;
+  if (zones.size < 1000) zones.set(zone, known);
+  return known;
 }
 
 /**
@@ -72,17 +110,14 @@ export function parseCron(cron: string, timeZone: string): CronParse {
   const expression = cron.trim().replace(/\s+/g, " ");
   const zone = knownTimeZone(timeZone);
   if (zone === undefined) return { ok: false, reason: `'${clip(timeZone)}' is not a time zone I know; use a name such as Europe/Berlin or UTC` };
-  const check = validateDetailed(expression);
-  if (!check.valid) return { ok: false, reason: describeErrors(expression, check.errors) };
-  const task = createTask(expression, () => undefined, { timezone: zone });
-  const times = new NodeCronTimes(expression, zone, task);
   try {
-    times.next();
+    return { ok: true, times: new NodeCronTimes(expression, zone) };
   } catch (err) {
-    times.dispose();
-    return { ok: false, reason: `'${clip(expression)}' never comes: ${err instanceof Error ? err.message : String(err)}` };
+    // createTask only tells the first problem, in node-cron's words: ask again for all of them.
+    const check = validateDetailed(expression);
+    if (check.valid) throw err;
+    return { ok: false, reason: describeErrors(expression, check.errors) };
   }
-  return { ok: true, times };
 }
 
 function describeErrors(expression: string, errors: readonly { field: string; value?: string; message: string }[]): string {
