@@ -35,8 +35,6 @@ export interface App {
   clans: readonly ClanConfig[];
   /** What the bot says on its own; front ends connect it once they can post. */
   announcer: Announcer;
-  /** Every clan's backup schedules. */
-  scheduler: BackupScheduler;
   /** Tells each clan's room, once, about deploys the bot did not see to their end. */
   announceInterrupted(post: ClanPoster): Promise<void>;
   close(): Promise<void>;
@@ -157,7 +155,6 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     log,
     clans,
     announcer,
-    scheduler,
     announceInterrupted: (post) =>
       announceInterrupted(
         db,

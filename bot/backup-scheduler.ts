@@ -2,7 +2,7 @@ import { setImmediate as nextTurn } from "node:timers/promises";
 import { formatBackupNotice, localTime, targetText } from "../commands/backup-format.ts";
 import type { BackupRequest, BackupStart, BackupState, NewSchedule, Schedule, ScheduleCheck, Schedules } from "../commands/backup-types.ts";
 import { machinesOf } from "../commands/deploy-targets.ts";
-import { bold, code, concat, formatDuration, paragraphs } from "../commands/format.ts";
+import { bold, code, concat, formatDuration } from "../commands/format.ts";
 import type { ClanView, Clock, Log } from "../commands/types.ts";
 import { hostTimeZone, parseCron, type CronParse, type CronTimes } from "../ops/cron.ts";
 import { finishCommand, startCommand } from "../storage/audit.ts";
@@ -66,8 +66,8 @@ export class BackupScheduler {
   private readonly parse: (cron: string, timeZone: string) => CronParse;
   private readonly timer: ScheduleTimer<number>;
   private readonly entries = new Map<number, Entry>();
-  /** Scheduled backups not yet ended, for a clean stop. */
-  private readonly running = new Map<number, { clan: ScheduledClan; done: Promise<unknown> }>();
+  /** Scheduled backups not yet ended, by id, for a clean stop. */
+  private readonly running = new Map<number, ScheduledClan>();
   private readonly firing = new Set<Promise<void>>();
   private readonly stopping = new AbortController();
   readonly defaultTimeZone: string;
@@ -76,11 +76,7 @@ export class BackupScheduler {
     this.o = o;
     this.parse = o.parse ?? parseCron;
     this.defaultTimeZone = o.defaultTimeZone ?? hostTimeZone();
-    this.timer = new ScheduleTimer<number>({ clock: o.clock, onDue: (due) => this.onDue(due) });
-  }
-
-  get size(): number {
-    return this.entries.size;
+    this.timer = new ScheduleTimer<number>({ clock: o.clock, onDue: (due) => this.run(due, false) });
   }
 
   /**
@@ -139,7 +135,7 @@ export class BackupScheduler {
     this.stopping.abort(new Error("the bot is shutting down"));
     const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
     await Promise.race([Promise.allSettled([...this.firing]), wait(graceMs)]);
-    await Promise.all([...this.running].map(([id, r]) => r.clan.backups.cancel(id, "the bot shutting down")));
+    await Promise.all([...this.running].map(([id, clan]) => clan.backups.cancel(id, "the bot shutting down")));
     await Promise.allSettled([...this.firing]);
     for (const e of this.entries.values()) e.times.dispose();
     this.entries.clear();
@@ -175,7 +171,13 @@ export class BackupScheduler {
     const parsed = this.parse(s.cron, s.timeZone);
     if (!parsed.ok) throw new Error(`an unchecked schedule: ${parsed.reason}`);
     const [nextDue] = parsed.times.next();
-    const stored = await addSchedule(this.o.db, clan, { ...s, cron: parsed.times.cron, timeZone: parsed.times.timeZone }, this.o.clock.now(), nextDue as number);
+    let stored: StoredSchedule;
+    try {
+      stored = await addSchedule(this.o.db, clan, { ...s, cron: parsed.times.cron, timeZone: parsed.times.timeZone }, this.o.clock.now(), nextDue as number);
+    } catch (err) {
+      parsed.times.dispose();
+      throw err;
+    }
     this.entries.set(stored.id, { schedule: stored, times: parsed.times });
     this.timer.set(stored.id, stored.nextDue);
     return this.shown(stored);
@@ -184,10 +186,6 @@ export class BackupScheduler {
   private shown(s: StoredSchedule): Schedule {
     const { clan: _clan, nextDue, ...rest } = s;
     return { ...rest, nextRun: this.timer.dueAt(s.id) ?? nextDue };
-  }
-
-  private onDue(due: readonly { key: number; at: number }[]): void {
-    this.run(due, false);
   }
 
   /** Fires each due schedule, then moves them on to their next slots (in batches) and stores those. */
@@ -249,6 +247,8 @@ export class BackupScheduler {
 
   private async backUpOne(clan: ScheduledClan, s: StoredSchedule, machine: string, dueAt: number, late: boolean): Promise<void> {
     const { db, clock, prefix } = this.o;
+    // No new backups while the bot stops.
+    if (this.stopping.signal.aborted) return;
     const sender = `schedule #${s.id}`;
     const provider = s.provider !== undefined ? ` --provider ${s.provider}` : "";
     const id = await startCommand(db, {
@@ -276,7 +276,9 @@ export class BackupScheduler {
       await finishCommand(db, id, "refused", clock.now(), skipped.note);
       return this.notify(s, skipped, started.busy);
     }
-    this.running.set(id, { clan, done: started.started.done });
+    this.running.set(id, clan);
+    // Started while close() was cancelling the others.
+    if (this.stopping.signal.aborted) void clan.backups.cancel(id, "the bot shutting down");
     try {
       const final = await started.started.done;
       await finishCommand(db, id, final.phase === "ok" ? "ok" : "failed", clock.now(), final.note ?? final.phase);
@@ -308,9 +310,6 @@ export class BackupScheduler {
   /** A schedule that could not run at all (no machines to back up): always told, as a failure. */
   private async problem(s: StoredSchedule, why: string): Promise<void> {
     this.o.log.warn({ schedule: s.id, clan: s.clan, why }, "a schedule could not run");
-    await this.o.announcer.deliver(
-      s.clan,
-      paragraphs(concat("🔴 ", bold(`Schedule #${s.id}`), ` (backups of ${targetText(s.target)} at `, code(s.cron), `) could not run: ${why}.`)),
-    );
+    await this.o.announcer.deliver(s.clan, concat("🔴 ", bold(`Schedule #${s.id}`), ` (backups of ${targetText(s.target)} at `, code(s.cron), `) could not run: ${why}.`));
   }
 }

@@ -1,8 +1,8 @@
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
-  FINAL_PHASES,
   ARCHIVE_NAME,
+  FINAL_PHASES,
   MACHINE_CHANGING,
   SAFE_NAME,
   type DeployRequest,
@@ -23,6 +23,7 @@ import type { Clock, Log } from "../commands/types.ts";
 import type { Db } from "../storage/db.ts";
 import { finishDeploy, machineFinished, machineStarted, recentDeploys, startDeploy } from "../storage/deploys.ts";
 import { activeLocks, lockOf, releaseLock, takeLock } from "../storage/locks.ts";
+import { untilAborted } from "./abort.ts";
 import { INSTALL_DONE_MARK, OutputTail, phaseAfter, systemPathIn } from "./deploy-output.ts";
 import { gitRevision } from "./git-revision.ts";
 import { packLog } from "./log-attachment.ts";
@@ -32,7 +33,6 @@ import { MachineQueue, Slots, sharedMachineQueue, type MachineHolder, type Queue
 import { processStartTime } from "./process-identity.ts";
 import { runProcess, startErrorReason, type RunResult } from "./process-runner.ts";
 import { SshError } from "./ssh-connection.ts";
-import { untilAborted } from "./abort.ts";
 import type { RollbackOutcome } from "./ssh-machines.ts";
 
 export interface DeployServiceOptions {
@@ -111,7 +111,6 @@ interface Job {
   /** The job as the machines' lines see it. */
   holder: MachineHolder;
 }
-
 
 /**
  * A clan's deploys: one clan process per machine, one deploy per machine at a time (the rest wait
