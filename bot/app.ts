@@ -2,10 +2,12 @@ import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { commandTable } from "../commands/index.ts";
 import { formatEnd, isAnnounced } from "../commands/vm-format.ts";
-import type { Clock } from "../commands/types.ts";
+import type { ClanView, Clock } from "../commands/types.ts";
+import { BackupService } from "../ops/backup-service.ts";
 import { ClanCli } from "../ops/clan-cli.ts";
 import { DeployService } from "../ops/deploy-service.ts";
 import { CachedRead } from "../ops/cached-read.ts";
+import { sharedMachineQueue } from "../ops/machine-queue.ts";
 import { loadBotKey, type BotKey } from "../ops/ssh-key.ts";
 import { SshMachineService } from "../ops/ssh-machines.ts";
 import { detectVmBackend } from "../ops/vm-backend.ts";
@@ -16,6 +18,9 @@ import { forgetEventsBefore } from "../storage/handled-events.ts";
 import { migrate } from "../storage/migrations.ts";
 import { ConfigError, clanThresholds, type ClanConfig, type Config } from "./config.ts";
 import { Announcer } from "./announcer.ts";
+import { recoverBackups } from "./backup-recovery.ts";
+import { BackupScheduler, type ScheduledClan } from "./backup-scheduler.ts";
+import { BackupWatch } from "./backup-watch.ts";
 import { InviteService } from "./invite-service.ts";
 import { announceInterrupted, recoverDeploys, type ClanPoster } from "./deploy-recovery.ts";
 import { Dispatcher, type ClanRuntime } from "./dispatcher.ts";
@@ -61,6 +66,9 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     clans: clans.map((c) => ({ name: c.name, room: c.room, joinUrl: c.joinUrl })),
     publicUrl: config.web.publicUrl,
   });
+  const prefix = config.commands.prefix;
+  // Before the scheduler starts: only runs of earlier starts are told here.
+  await recoverBackups({ db, clock, log, announcer, prefix }, KILL_GRACE_MS);
   const key = botKey(config);
   const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout });
   const vmBackend = await detectVmBackend(config.clan.command, config.vm.backend, config.clan.timeout);
@@ -84,10 +92,24 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     },
   });
   await vms.recover();
+  // The clans as the scheduler and the overdue watch see them, filled in below.
+  const scheduled = new Map<string, ScheduledClan>();
+  const watch = new BackupWatch({
+    db,
+    clock,
+    log,
+    announcer,
+    clans: scheduled,
+    prefix,
+    maxAgeMs: config.backup.maxAge,
+    intervalMs: config.backup.watchInterval,
+  });
+  const scheduler = new BackupScheduler({ db, clock, log, announcer, clans: scheduled, prefix, minIntervalMs: config.backup.minInterval });
   const runtimes = new Map<string, ClanRuntime>();
   for (const clan of clans) {
     const flake = resolve(clan.flake);
     const inventory = new CachedRead(() => cli.machines(flake), config.clan.inventoryCacheTtl, clock);
+    const view: ClanView = { name: clan.name, flake, machines: (signal, fresh) => inventory.get(signal, fresh) };
     const configuredTargets = new CachedRead(() => cli.configuredTargets(flake), config.clan.inventoryCacheTtl, clock);
     const ssh = new SshMachineService({
       clan: clan.name,
@@ -103,12 +125,31 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       machines: (signal) => inventory.get(signal),
       configuredTargets: (signal) => configuredTargets.get(signal),
     });
+    const queue = sharedMachineQueue();
+    const backups = new BackupService({
+      clan: clan.name,
+      flake,
+      db,
+      clock,
+      log,
+      clanCommand: config.clan.command,
+      cli,
+      parallel: config.backup.parallel,
+      timeoutMs: config.backup.timeout,
+      killGraceMs: KILL_GRACE_MS,
+      queue,
+      // A success may end an overdue alert: say so now rather than at the next look.
+      onEnd: (s) => void (s.phase === "ok" ? watch.check(clan.name) : undefined),
+    });
+    scheduled.set(clan.name, { room: clan.room, view, backups });
     runtimes.set(clan.name, {
-      view: { name: clan.name, flake, machines: (signal, fresh) => inventory.get(signal, fresh) },
+      view,
       store: { recentCommands: (limit) => recentCommands(db, clan.name, limit) },
       ssh,
       invites: invites.forClan(clan.name),
       vms: vms.forClan(clan.name, flake),
+      backups,
+      schedules: scheduler.forClan(clan.name),
       deploys: new DeployService({
         clan: clan.name,
         flake,
@@ -121,8 +162,10 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
         confirmAbove: config.deploy.confirmAbove,
         timeoutMs: config.deploy.timeout,
         installTimeoutMs: config.install.timeout,
+        restoreTimeoutMs: config.backup.timeout,
         killGraceMs: KILL_GRACE_MS,
         logDir: join(logDir, clan.name),
+        queue,
         rollback: (machine, o) => ssh.rollback(machine, o),
         afterInstall: (machine) => ssh.forgetHostKey(machine),
       }),
@@ -135,11 +178,13 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     clans: runtimes,
     clock,
     log,
-    prefix: config.commands.prefix,
+    prefix,
     maxCommandAgeMs: config.matrix?.maxCommandAge ?? 15 * 60_000,
     confirmTimeoutMs: config.commands.confirmTimeout,
     installReplyTimeoutMs: config.install.replyTimeout,
   });
+  await scheduler.start();
+  watch.start();
   return {
     config,
     db,
@@ -155,12 +200,12 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
         clans.map((c) => c.name),
         post,
         clock,
-        config.commands.prefix,
+        prefix,
       ),
     async close() {
       announcer.disconnect();
       invites.disconnect();
-      await dispatcher.drain(10_000);
+      await Promise.all([dispatcher.drain(KILL_GRACE_MS), scheduler.close(KILL_GRACE_MS), watch.close()]);
       vms.close();
       await db.close();
     },

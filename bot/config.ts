@@ -164,6 +164,20 @@ export const configSchema = z
         dir: z.string().min(1).optional(),
       })
       .prefault({}),
+    backup: z
+      .strictObject({
+        /** How long one machine's backup (or restore) may run before it is stopped. */
+        timeout: duration("2h"),
+        /** Backups run at once, per clan. */
+        parallel: z.number().int().min(1).max(64).default(4),
+        /** A machine a schedule backs up without a successful backup for this long is overdue: the room is told once. */
+        maxAge: duration("36h"),
+        /** How often the bot looks for overdue machines. */
+        watchInterval: duration("15m"),
+        /** Schedules whose runs would come closer together than this are refused. */
+        minInterval: duration("15m"),
+      })
+      .prefault({}),
     commands: z
       .strictObject({
         prefix: z.string().min(1).max(8).default("!"),

@@ -1,3 +1,4 @@
+import type { Backups, Schedules } from "../commands/backup-types.ts";
 import type { Deploys } from "../commands/deploy-types.ts";
 import { Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
 import { code, concat, formatDuration, type Message } from "../commands/format.ts";
@@ -53,6 +54,8 @@ export interface ClanRuntime {
   view: ClanView;
   store: ClanStore;
   deploys: Deploys;
+  backups: Backups;
+  schedules: Schedules;
   ssh: SshMachines;
   invites: Invites;
   vms: Vms;
@@ -192,6 +195,8 @@ export class Dispatcher {
       clan: clan.view,
       store: clan.store,
       deploys: clan.deploys,
+      backups: clan.backups,
+      schedules: clan.schedules,
       ssh: clan.ssh,
       invites: clan.invites,
       vms: clan.vms,

@@ -1,45 +1,77 @@
-import { FINAL_PHASES, type DeployState } from "./deploy-types.ts";
+import { BACKUP_ENDS } from "./backup-types.ts";
+import { FINAL_PHASES } from "./deploy-types.ts";
 import { Refusal, UserError } from "./errors.ts";
 import { concat, type Message } from "./format.ts";
 import { allows } from "./levels.ts";
-import type { CommandSpec } from "./types.ts";
+import type { CommandContext, CommandSpec } from "./types.ts";
 
-/** The deploys `word` points at: `#42` or `42` by id, else every unfinished deploy of that machine. */
-function targets(active: readonly DeployState[], word: string): { deploys: DeployState[]; machine?: string } {
+/** A deploy (rollback, install, restore) or a backup that has not ended: the ids share one space (audit ids). */
+interface Stoppable {
+  readonly id: number;
+  readonly sender: string;
+  /** Started by a schedule, not a person. */
+  readonly scheduled: boolean;
+  /** Its machines not yet done. */
+  readonly machines: readonly string[];
+  stop(by: string, machine: string | undefined): Promise<boolean>;
+}
+
+function stoppables(ctx: CommandContext): Stoppable[] {
+  return [
+    ...ctx.deploys.active().map((d) => ({
+      id: d.id,
+      sender: d.sender,
+      scheduled: false,
+      machines: d.machines.filter((m) => !FINAL_PHASES.has(m.phase)).map((m) => m.machine),
+      stop: (by: string, machine: string | undefined) => ctx.deploys.cancel(d.id, by, machine),
+    })),
+    ...ctx.backups.active().map((b) => ({
+      id: b.id,
+      sender: b.sender,
+      scheduled: b.trigger === "schedule",
+      machines: BACKUP_ENDS.has(b.phase) ? [] : [b.machine],
+      stop: (by: string) => ctx.backups.cancel(b.id, by),
+    })),
+  ];
+}
+
+/** What `word` points at: `#42` or `42` by id, else everything unfinished on that machine. */
+function targets(active: readonly Stoppable[], word: string): { runs: Stoppable[]; machine?: string } {
   const id = /^#?(\d+)$/.exec(word);
-  if (id) return { deploys: active.filter((d) => d.id === Number(id[1])) };
-  return {
-    deploys: active.filter((d) => d.machines.some((m) => m.machine === word && !FINAL_PHASES.has(m.phase))),
-    machine: word,
-  };
+  if (id) return { runs: active.filter((r) => r.id === Number(id[1])) };
+  return { runs: active.filter((r) => r.machines.includes(word)), machine: word };
 }
 
 export const cancelCommand: CommandSpec = {
   name: "cancel",
-  summary: "Stops a running or queued deploy: yours, or anyone's for admins.",
+  summary: "Stops a running or queued deploy or backup: yours, or anyone's (and scheduled ones) for admins.",
   level: "operator",
-  args: [{ name: "deploy", summary: "a deploy id (#42) or a machine", required: true }],
+  args: [{ name: "run", summary: "an id (#42), or a machine", required: true }],
   flags: [],
-  details: "A running clan process gets SIGTERM, then SIGKILL after 10 s. With a machine, only that machine's part of its deploys stops.",
+  details:
+    "A running clan process gets SIGTERM, then SIGKILL after 10 s. With a machine, only that machine's part of its deploys stops, " +
+    "and its backup.",
   async run(ctx, input): Promise<Message> {
     const word = input.args[0] as string;
-    const { deploys, machine } = targets(ctx.deploys.active(), word);
-    if (!deploys.length) {
+    const { runs, machine } = targets(stoppables(ctx), word);
+    if (!runs.length) {
+      const recent = `${ctx.prefix}deploys and ${ctx.prefix}backups show recent ones.`;
       throw new UserError(
         machine !== undefined
-          ? `No deploy of '${machine.slice(0, 60)}' is running or queued. ${ctx.prefix}deploys shows recent ones.`
-          : `Deploy ${word} is not running or queued. ${ctx.prefix}deploys shows recent ones.`,
+          ? `No deploy or backup of '${machine.slice(0, 60)}' is running or queued. ${recent}`
+          : `Nothing with id ${word} is running or queued. ${recent}`,
       );
     }
-    const others = deploys.filter((d) => d.sender !== ctx.sender.id);
+    const others = runs.filter((r) => r.sender !== ctx.sender.id);
     if (others.length && !allows(ctx.sender.level, "admin")) {
-      const who = [...new Set(others.map((d) => d.sender))].join(", ");
+      const who = [...new Set(others.map((r) => r.sender))].join(", ");
+      const they = others.every((r) => r.scheduled) ? "" : "they or ";
       throw new Refusal(
-        `#${others.map((d) => d.id).join(", #")} was started by ${who}; only they or an admin (power level ${ctx.thresholds.admin}) can cancel it.`,
+        `#${others.map((r) => r.id).join(", #")} was started by ${who}; only ${they}an admin (power level ${ctx.thresholds.admin}) can cancel it.`,
       );
     }
-    const stopped = await Promise.all(deploys.map((d) => ctx.deploys.cancel(d.id, ctx.sender.id, machine)));
-    const ids = deploys.filter((_, i) => stopped[i]).map((d) => `#${d.id}`);
+    const stopped = await Promise.all(runs.map((r) => r.stop(ctx.sender.id, machine)));
+    const ids = runs.filter((_, i) => stopped[i]).map((r) => `#${r.id}`);
     if (!ids.length) throw new UserError(`${word} had already ended.`);
     return concat(`🚫 Cancelled ${ids.join(", ")}${machine !== undefined ? ` for ${machine}` : ""}.`);
   },

@@ -1,4 +1,4 @@
-import type { DeployKind, DeployRecord, DeployResult, DeployState, MachineLock, MachineRun } from "./deploy-types.ts";
+import type { DeployKind, DeployRecord, DeployResult, DeployState, MachineLock, MachineRun, Waiting } from "./deploy-types.ts";
 import { ago, bold, code, codeBlock, concat, formatDuration, lines, paragraphs, table, type Message, type Piece } from "./format.ts";
 
 const PHASE_MARK: Record<MachineRun["phase"], string> = {
@@ -15,7 +15,7 @@ const PHASE_MARK: Record<MachineRun["phase"], string> = {
 };
 
 /** What a deploy-like run is called in titles: "Deploy #42", "Rollback #43". */
-export const KIND_TITLE: Record<DeployKind, string> = { switch: "Deploy", "dry-run": "Dry run", rollback: "Rollback", install: "Install" };
+export const KIND_TITLE: Record<DeployKind, string> = { switch: "Deploy", "dry-run": "Dry run", rollback: "Rollback", install: "Install", restore: "Restore" };
 
 function ordinal(n: number): string {
   if (n === 1) return "next";
@@ -24,21 +24,22 @@ function ordinal(n: number): string {
   return `${n}${suffix} in line`;
 }
 
+/** "queued, next behind #41 by @alice (deploying it since 3 min ago)": why a run waits for its machine. */
+export function waitingText(w: Waiting | undefined, now: number): string {
+  if (w?.kind === "machine") return `queued, ${ordinal(w.position)} behind #${w.deployId} by ${w.sender} (${w.activity} since ${ago(w.since, now)})`;
+  if (w?.kind === "slot") return `waiting for a free slot (${w.running} running)`;
+  return "queued";
+}
+
 function machineLine(run: MachineRun, s: DeployState, now: number): Message {
   const took = (run.startedAt !== undefined ? formatDuration((run.finishedAt ?? now) - run.startedAt) : undefined) ?? "";
   const name = bold(run.machine);
   const mark = PHASE_MARK[run.phase];
   switch (run.phase) {
-    case "queued": {
-      const w = run.waiting;
-      if (w?.kind === "machine") {
-        return concat(mark, " ", name, `: queued, ${ordinal(w.position)} behind #${w.deployId} by ${w.sender} (deploying it since ${ago(w.since, now)})`);
-      }
-      if (w?.kind === "slot") return concat(mark, " ", name, `: waiting for a free slot (${w.running} running)`);
-      return concat(mark, " ", name, ": queued");
-    }
+    case "queued":
+      return concat(mark, " ", name, `: ${waitingText(run.waiting, now)}`);
     case "building":
-      return concat(mark, " ", name, s.kind === "install" ? ": installing" : ": building");
+      return concat(mark, " ", name, s.kind === "install" ? ": installing" : s.kind === "restore" ? ": restoring" : ": building");
     case "copying":
       return concat(mark, " ", name, ": copying to the machine");
     case "activating":
@@ -50,6 +51,7 @@ function machineLine(run: MachineRun, s: DeployState, now: number): Message {
         return concat(mark, " ", name, `: rolled back to${gen} in ${took}`, run.storePath ? concat(": ", code(run.storePath)) : "");
       }
       if (s.kind === "install") return concat(mark, " ", name, `: installed in ${took}`);
+      if (s.kind === "restore") return concat(mark, " ", name, `: restored in ${took}`);
       return concat(mark, " ", name, `: done in ${took}`);
     case "failed":
       return concat(mark, " ", name, `: failed after ${took}${run.exitCode !== undefined ? ` (exit status ${run.exitCode})` : ""}`);
@@ -80,6 +82,7 @@ export function formatDeployStatus(s: DeployState, now: number): Message {
     bold(`${what} #${s.id}`),
     ` of ${names.length > 6 ? `${names.length} machines` : names.join(", ")} by ${s.sender}`,
     s.revision ? concat(" at revision ", code(s.revision)) : "",
+    s.restore ? concat(": ", code(s.restore.archive), ` from ${s.restore.provider}, ${s.restore.service ?? "every service"}`) : "",
   );
   const parts: Piece[] = [head, lines(...s.machines.map((m) => machineLine(m, s, now)))];
   if (s.result !== "running") {
@@ -148,6 +151,19 @@ export function formatInterrupted(
 ): Message {
   const what = KIND_TITLE[d.kind as DeployKind] ?? "Deploy";
   const changed = d.kind !== "dry-run";
+  if (d.kind === "restore") {
+    const names = d.machines.join(" ");
+    return paragraphs(
+      concat(`⚠️ `, bold(`${what} #${d.id}`), ` of ${d.machines.join(", ")} by ${d.sender} (started ${ago(d.startedAt, now)}) was interrupted: the bot stopped while it ran.`),
+      concat(
+        "Its processes were stopped and nothing was run again. The services may be half-restored: check them (",
+        code(`${prefix}status ${names}`),
+        "), then restore again (",
+        code(`${prefix}backups ${names}`),
+        " lists the archives).",
+      ),
+    );
+  }
   return paragraphs(
     concat(
       `⚠️ `,

@@ -25,18 +25,16 @@ export async function resolveTargets(ctx: CommandContext, words: readonly string
   const problems = words.map((w) => unknownWord(w, inventory)).filter((p): p is string => p !== undefined);
   if (problems.length) throw new UserError(problems.join("\n"));
 
-  const chosen = new Set<string>();
-  const named = new Set<string>();
-  const all = words.includes("all");
-  for (const w of words) {
-    if (w === "all") inventory.forEach((m) => chosen.add(m.name));
-    else if (w.startsWith(TAG)) inventory.filter((m) => m.tags.includes(w.slice(TAG.length))).forEach((m) => chosen.add(m.name));
-    else {
-      chosen.add(w);
-      named.add(w);
-    }
-  }
-  return { machines: inventory.map((m) => m.name).filter((n) => chosen.has(n)), all, named };
+  const chosen = new Set(words.flatMap((w) => machinesOf(inventory, w)));
+  const named = new Set(words.filter((w) => w !== "all" && !w.startsWith(TAG)));
+  return { machines: inventory.map((m) => m.name).filter((n) => chosen.has(n)), all: words.includes("all"), named };
+}
+
+/** The machines one word picks: a machine's name, `tag:<tag>` or `all`, in inventory order (none when nothing matches now). */
+export function machinesOf(inventory: readonly Machine[], word: string): string[] {
+  if (word === "all") return inventory.map((m) => m.name);
+  if (word.startsWith(TAG)) return inventory.filter((m) => m.tags.includes(word.slice(TAG.length))).map((m) => m.name);
+  return inventory.some((m) => m.name === word) ? [word] : [];
 }
 
 /** One machine name, checked against the inventory. */

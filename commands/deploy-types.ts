@@ -2,11 +2,27 @@
 
 import type { Attachment } from "./types.ts";
 
-/** switch: `clan machines update`; dry-run: `nix build` only; rollback: the previous generation over SSH; install: `clan machines install`. */
-export type DeployKind = "switch" | "dry-run" | "rollback" | "install";
+/**
+ * switch: `clan machines update`; dry-run: `nix build` only; rollback: the previous generation over SSH;
+ * install: `clan machines install`; restore: `clan backups restore`.
+ */
+export type DeployKind = "switch" | "dry-run" | "rollback" | "install" | "restore";
+
+/** Machine, provider and service names as clan has them; anything else never reaches a command line. */
+export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+
+/** An archive name as `clan backups list` prints them: one word, never an option. */
+export const ARCHIVE_NAME = /^[^\s\x00-\x1f-][^\s\x00-\x1f]{0,511}$/;
 
 /** Kinds that change a machine: one at a time per machine, held back by locks. */
-export const MACHINE_CHANGING: ReadonlySet<DeployKind> = new Set<DeployKind>(["switch", "rollback", "install"]);
+export const MACHINE_CHANGING: ReadonlySet<DeployKind> = new Set<DeployKind>(["switch", "rollback", "install", "restore"]);
+
+/** What a restore puts back: an archive of a provider, for one service or all of them. */
+export interface RestoreSource {
+  readonly provider: string;
+  readonly archive: string;
+  readonly service?: string;
+}
 
 /** The installer's QR code: the password, its Tor address and the addresses it listens on. */
 export interface InstallerInfo {
@@ -37,9 +53,19 @@ export type FinalPhase = "done" | "failed" | "cancelled" | "timed-out" | "skippe
 
 export const FINAL_PHASES: ReadonlySet<MachinePhase> = new Set<FinalPhase>(["done", "failed", "cancelled", "timed-out", "skipped", "interrupted"]);
 
-/** Why a queued machine waits: another deploy holds the machine, or every deploy slot is taken. */
+/**
+ * Why a queued machine waits: another run (a deploy, a backup) holds the machine, or every slot is
+ * taken. `deployId` is the id of the run holding it; `activity` what it does ("deploying it").
+ */
 export type Waiting =
-  | { readonly kind: "machine"; readonly position: number; readonly deployId: number; readonly sender: string; readonly since: number }
+  | {
+      readonly kind: "machine";
+      readonly position: number;
+      readonly deployId: number;
+      readonly sender: string;
+      readonly since: number;
+      readonly activity: string;
+    }
   | { readonly kind: "slot"; readonly running: number };
 
 export interface MachineRun {
@@ -72,6 +98,8 @@ export interface DeployState {
   readonly result: DeployResult;
   readonly cancelledBy?: string;
   readonly machines: readonly MachineRun[];
+  /** For a restore: what it puts back. */
+  readonly restore?: RestoreSource;
 }
 
 export interface DeployRequest {
@@ -82,6 +110,8 @@ export interface DeployRequest {
   readonly machines: readonly string[];
   /** For an install: where to. */
   readonly install?: InstallSource;
+  /** For a restore: what to put back. */
+  readonly restore?: RestoreSource;
 }
 
 export interface RunningDeploy {

@@ -1,6 +1,6 @@
 import { confirmFirst } from "./confirm-first.ts";
 import { formatDeployStatus, describeLock } from "./deploy-format.ts";
-import type { DeployKind, DeployState, InstallSource } from "./deploy-types.ts";
+import type { DeployKind, DeployRequest, DeployState } from "./deploy-types.ts";
 import { resolveTargets } from "./deploy-targets.ts";
 import { Refusal, ReportedFailure, UserError } from "./errors.ts";
 import { bold, concat, type Message } from "./format.ts";
@@ -34,10 +34,15 @@ function askFirst(ctx: CommandContext, machines: readonly string[], all: boolean
 }
 
 /** Starts the deploy, shows it in one message edited as it moves, and attaches the log at the end. */
-export async function runDeploy(ctx: CommandContext, kind: DeployKind, machines: readonly string[], install?: InstallSource): Promise<DeployState> {
+export async function runDeploy(
+  ctx: CommandContext,
+  kind: DeployKind,
+  machines: readonly string[],
+  source: Pick<DeployRequest, "install" | "restore"> = {},
+): Promise<DeployState> {
   const now = (): number => ctx.clock.now();
   let edits: ThrottledEdits | undefined;
-  const request = { id: ctx.runId, kind, sender: ctx.sender.id, machines, ...(install ? { install } : {}) };
+  const request: DeployRequest = { id: ctx.runId, kind, sender: ctx.sender.id, machines, ...source };
   const running = await ctx.deploys.start(request, (s) =>
     edits?.show(formatDeployStatus(s, now())),
   );

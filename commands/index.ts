@@ -1,3 +1,4 @@
+import { backupCommand, backupsCommand } from "./backup.ts";
 import { cancelCommand } from "./cancel.ts";
 import { deployCommand } from "./deploy.ts";
 import { deploysCommand } from "./deploys.ts";
@@ -9,7 +10,9 @@ import { lockCommand, locksCommand, unlockCommand } from "./locks.ts";
 import { machinesCommand } from "./machines.ts";
 import { rebootCommand } from "./reboot.ts";
 import { refreshCommand } from "./refresh.ts";
+import { restoreCommand } from "./restore.ts";
 import { rollbackCommand } from "./rollback.ts";
+import { scheduleCommand, schedulesCommand, unscheduleCommand } from "./schedule.ts";
 import { sshkeyCommand } from "./sshkey.ts";
 import { statusCommand } from "./status.ts";
 import { trustCommand } from "./trust.ts";
@@ -31,6 +34,12 @@ export const commandTable: readonly CommandSpec[] = [
   rebootCommand,
   rollbackCommand,
   installCommand,
+  backupCommand,
+  backupsCommand,
+  restoreCommand,
+  scheduleCommand,
+  schedulesCommand,
+  unscheduleCommand,
   sshkeyCommand,
   trustCommand,
   inviteCommand,

@@ -26,7 +26,7 @@ export const installCommand: CommandSpec = {
     const machine = await resolveMachine(ctx, input.args[0] as string);
     await refuseIfBusy(ctx, machine, "installed");
     const source = input.args[1] !== undefined ? await byTarget(ctx, machine, input.args[1]) : await byQrCode(ctx, machine);
-    const final = await runDeploy(ctx, "install", [machine], source);
+    const final = await runDeploy(ctx, "install", [machine], { install: source });
     if (final.result !== "ok") throw new ReportedFailure(`install ${final.result}`);
     await ctx.reply(
       concat(`${machine} is installed. It has a new host key, which I will pin the next time I reach it; `, code(`${ctx.prefix}status ${machine}`), " shows how it is."),

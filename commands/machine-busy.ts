@@ -1,11 +1,13 @@
+import { BACKUP_ENDS } from "./backup-types.ts";
 import { describeLock } from "./deploy-format.ts";
 import { FINAL_PHASES } from "./deploy-types.ts";
 import { Refusal } from "./errors.ts";
 import type { CommandContext } from "./types.ts";
 
 /**
- * Refuses to touch a machine that someone else has locked, or that a deploy, rollback or install
- * is changing right now: a reboot in the middle of a switch is how machines end up half-updated.
+ * Refuses to touch a machine that someone else has locked, or that a deploy, rollback, install or
+ * restore is changing (or a backup is reading) right now: a reboot in the middle of a switch is how
+ * machines end up half-updated.
  */
 export async function refuseIfBusy(ctx: CommandContext, machine: string, what: string): Promise<void> {
   const now = ctx.clock.now();
@@ -16,6 +18,14 @@ export async function refuseIfBusy(ctx: CommandContext, machine: string, what: s
     throw new Refusal(
       `${machine} is being changed right now (#${busy.id} by ${busy.sender}). Nothing was ${what}. ` +
         `Wait for it to end, or ${ctx.prefix}cancel ${busy.id}.`,
+    );
+  }
+  // A reboot or install in the middle of a backup leaves a broken archive behind.
+  const backup = ctx.backups.active().find((b) => b.machine === machine && !BACKUP_ENDS.has(b.phase));
+  if (backup) {
+    throw new Refusal(
+      `${machine} is being backed up right now (#${backup.id} by ${backup.sender}). Nothing was ${what}. ` +
+        `Wait for it to end, or ${ctx.prefix}cancel ${backup.id}.`,
     );
   }
 }

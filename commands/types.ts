@@ -1,3 +1,4 @@
+import type { Backups, Schedules } from "./backup-types.ts";
 import type { Deploys } from "./deploy-types.ts";
 import type { Invites } from "./invite-types.ts";
 import type { SshMachines } from "./ssh-types.ts";
@@ -133,6 +134,8 @@ export interface CommandContext {
   readonly prefix: string;
   readonly thresholds: LevelThresholds;
   readonly deploys: Deploys;
+  readonly backups: Backups;
+  readonly schedules: Schedules;
   readonly ssh: SshMachines;
   readonly invites: Invites;
   readonly vms: Vms;

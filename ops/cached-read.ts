@@ -1,4 +1,5 @@
 import type { Clock } from "../commands/types.ts";
+import { untilAborted } from "./abort.ts";
 
 /**
  * A flake evaluation (the inventory, the machines' target hosts) takes seconds on a real clan, so
@@ -33,15 +34,6 @@ export class CachedRead<T> {
         })
         .catch(() => undefined);
     }
-    return abortable(this.pending, signal);
+    return untilAborted(this.pending, signal);
   }
-}
-
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason as Error);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
-  });
 }

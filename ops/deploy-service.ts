@@ -1,8 +1,10 @@
 import { rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import {
+  ARCHIVE_NAME,
   FINAL_PHASES,
   MACHINE_CHANGING,
+  SAFE_NAME,
   type DeployRequest,
   type DeployResult,
   type DeployState,
@@ -12,6 +14,7 @@ import {
   type MachineLock,
   type MachinePhase,
   type MachineRun,
+  type RestoreSource,
   type RunningDeploy,
   type Waiting,
 } from "../commands/deploy-types.ts";
@@ -20,12 +23,13 @@ import type { Clock, Log } from "../commands/types.ts";
 import type { Db } from "../storage/db.ts";
 import { finishDeploy, machineFinished, machineStarted, recentDeploys, startDeploy } from "../storage/deploys.ts";
 import { activeLocks, lockOf, releaseLock, takeLock } from "../storage/locks.ts";
+import { untilAborted } from "./abort.ts";
 import { INSTALL_DONE_MARK, OutputTail, phaseAfter, systemPathIn } from "./deploy-output.ts";
 import { gitRevision } from "./git-revision.ts";
 import { packLog } from "./log-attachment.ts";
 import { LogFile } from "./log-file.ts";
 import { MachineOutput } from "./machine-output.ts";
-import { MachineQueue, Slots, type QueueTicket } from "./machine-queue.ts";
+import { MachineQueue, Slots, sharedMachineQueue, type MachineHolder, type QueueTicket } from "./machine-queue.ts";
 import { processStartTime } from "./process-identity.ts";
 import { runProcess, startErrorReason, type RunResult } from "./process-runner.ts";
 import { SshError } from "./ssh-connection.ts";
@@ -46,10 +50,14 @@ export interface DeployServiceOptions {
   timeoutMs: number;
   /** The same for an install, which takes longer. */
   installTimeoutMs: number;
+  /** The same for a restore (default: timeoutMs). */
+  restoreTimeoutMs?: number;
   /** Between SIGTERM and SIGKILL when a deploy is cancelled or times out. */
   killGraceMs: number;
   /** Deploy logs go to `<logDir>/deploy-<id>.log`. */
   logDir: string;
+  /** The clan's line per machine, shared with its backups; default: one of its own. */
+  queue?: MachineQueue<MachineHolder>;
   env?: Record<string, string>;
   /** `!rollback` of a machine over SSH. */
   rollback?: (machine: string, o: { signal: AbortSignal; timeoutMs: number; onLine: (line: string, stream: "stdout" | "stderr") => void }) => Promise<RollbackOutcome>;
@@ -60,7 +68,16 @@ export interface DeployServiceOptions {
 /** How one machine's step ended, whatever ran it (a local process or a command over SSH). */
 type StepResult = Pick<RunResult, "exitCode" | "signal" | "timedOut" | "cancelled" | "startError" | "durationMs">;
 
-const WHAT: Record<DeployRequest["kind"], string> = { switch: "deploy", "dry-run": "dry run", rollback: "rollback", install: "install" };
+const WHAT: Record<DeployRequest["kind"], string> = { switch: "deploy", "dry-run": "dry run", rollback: "rollback", install: "install", restore: "restore" };
+
+/** What a run of each kind does to a machine, for those waiting behind it. */
+const ACTIVITY: Record<DeployRequest["kind"], string> = {
+  switch: "deploying it",
+  "dry-run": "building it",
+  rollback: "rolling it back",
+  install: "installing it",
+  restore: "restoring it",
+};
 
 interface LiveMachine {
   machine: string;
@@ -76,7 +93,7 @@ interface LiveMachine {
   note?: string;
   tail: OutputTail;
   abort: AbortController;
-  ticket?: QueueTicket<Job>;
+  ticket?: QueueTicket<MachineHolder>;
   /** Resolves when this machine's part has ended. */
   settled?: Promise<void>;
 }
@@ -91,10 +108,9 @@ interface Job {
   machines: Map<string, LiveMachine>;
   log: LogFile;
   onChange: (s: DeployState) => void;
+  /** The job as the machines' lines see it. */
+  holder: MachineHolder;
 }
-
-/** Machine names as the inventory has them; anything else never reaches a command line. */
-const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 
 /**
  * A clan's deploys: one clan process per machine, one deploy per machine at a time (the rest wait
@@ -103,7 +119,7 @@ const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
  */
 export class DeployService implements Deploys {
   private readonly o: DeployServiceOptions;
-  private readonly queue: MachineQueue<Job>;
+  private readonly queue: MachineQueue<MachineHolder>;
   private readonly slots: Slots;
   private readonly jobs = new Map<number, Job>();
   readonly confirmAbove: number;
@@ -112,11 +128,15 @@ export class DeployService implements Deploys {
     this.o = o;
     this.confirmAbove = o.confirmAbove;
     this.slots = new Slots(o.parallel);
-    this.queue = new MachineQueue<Job>((machine) => this.refreshWaiting(machine));
+    this.queue = o.queue ?? sharedMachineQueue();
   }
 
   async start(request: DeployRequest, onChange: (s: DeployState) => void): Promise<RunningDeploy> {
     for (const m of request.machines) if (!SAFE_NAME.test(m)) throw new Error(`refusing to deploy a machine named ${JSON.stringify(m)}`);
+    const r = request.restore;
+    if (r && (!SAFE_NAME.test(r.provider) || (r.service !== undefined && !SAFE_NAME.test(r.service)) || !ARCHIVE_NAME.test(r.archive))) {
+      throw new Error(`refusing to restore ${JSON.stringify(r)}`);
+    }
     const { clock, db, clan, flake } = this.o;
     const revision = await gitRevision(flake);
     const startedAt = clock.now();
@@ -125,14 +145,28 @@ export class DeployService implements Deploys {
     const log = new LogFile(logPath);
     log.line(`# clanbot ${WHAT[request.kind]} #${request.id} of ${request.machines.join(", ")} by ${request.sender}, clan ${clan}`);
     log.line(`# started ${new Date(startedAt).toISOString()}, flake ${flake} at ${revision ?? "(not a git checkout)"}`);
+    if (request.restore) log.line(`# restoring ${request.restore.archive} from ${request.restore.provider}, ${request.restore.service ?? "every service"}`);
+    const machines = new Map<string, LiveMachine>(
+      request.machines.map((m) => [m, { machine: m, phase: "queued", tail: new OutputTail(), abort: new AbortController() }]),
+    );
     const job: Job = {
       request,
       revision,
       startedAt,
       result: "running",
-      machines: new Map(request.machines.map((m) => [m, { machine: m, phase: "queued", tail: new OutputTail(), abort: new AbortController() }])),
+      machines,
       log,
       onChange,
+      holder: {
+        id: request.id,
+        sender: request.sender,
+        activity: ACTIVITY[request.kind],
+        since: (machine) => machines.get(machine)?.startedAt ?? startedAt,
+        moved: (machine) => {
+          const m = machines.get(machine);
+          if (m) this.setWaiting(job, m);
+        },
+      },
     };
     this.jobs.set(request.id, job);
     const runs = [...job.machines.values()].map((m) => (m.settled = this.runMachine(job, m)));
@@ -180,7 +214,7 @@ export class DeployService implements Deploys {
     try {
       const changesMachine = MACHINE_CHANGING.has(request.kind);
       if (changesMachine) {
-        m.ticket = this.queue.enter(m.machine, job);
+        m.ticket = this.queue.enter(m.machine, job.holder);
         this.setWaiting(job, m);
         await untilAborted(m.ticket.granted, m.abort.signal);
       }
@@ -226,6 +260,10 @@ export class DeployService implements Deploys {
   private async runStep(job: Job, m: LiveMachine): Promise<StepResult> {
     const { request } = job;
     if (request.kind === "rollback") return this.runRollback(job, m);
+    if (request.kind === "restore") {
+      if (!request.restore) throw new Error("a restore without an archive");
+      return this.runProcess(job, m, this.o.clanCommand, restoreArgs(m.machine, this.o.flake, request.restore));
+    }
     if (request.kind !== "install") {
       const [file, args] =
         request.kind === "dry-run"
@@ -266,7 +304,9 @@ export class DeployService implements Deploys {
   }
 
   private timeoutOf(request: DeployRequest): number {
-    return request.kind === "install" ? this.o.installTimeoutMs : this.o.timeoutMs;
+    if (request.kind === "install") return this.o.installTimeoutMs;
+    if (request.kind === "restore") return this.o.restoreTimeoutMs ?? this.o.timeoutMs;
+    return this.o.timeoutMs;
   }
 
   private async runRollback(job: Job, m: LiveMachine): Promise<StepResult> {
@@ -401,17 +441,9 @@ export class DeployService implements Deploys {
     const position = t.position();
     const holder = t.holder();
     if (position > 0 && holder) {
-      const since = holder.machines.get(m.machine)?.startedAt ?? holder.startedAt;
-      m.waiting = { kind: "machine", position, deployId: holder.request.id, sender: holder.request.sender, since };
+      m.waiting = { kind: "machine", position, deployId: holder.id, sender: holder.sender, since: holder.since(m.machine), activity: holder.activity };
     } else if (m.waiting?.kind === "machine") m.waiting = undefined;
     this.emit(job);
-  }
-
-  private refreshWaiting(machine: string): void {
-    for (const job of this.queue.owners(machine)) {
-      const m = job.machines.get(machine);
-      if (m) this.setWaiting(job, m);
-    }
   }
 
   private emit(job: Job): void {
@@ -443,6 +475,7 @@ function snapshot(job: Job): DeployState {
     machines,
     ...(job.finishedAt !== undefined ? { finishedAt: job.finishedAt } : {}),
     ...(job.cancelledBy ? { cancelledBy: job.cancelledBy } : {}),
+    ...(job.request.restore ? { restore: job.request.restore } : {}),
   };
 }
 
@@ -463,25 +496,11 @@ export function installArgs(machine: string, flake: string, target: readonly str
   return ["machines", "install", machine, ...target, "--yes", "--host-key-check", "accept-new", "--flake", flake];
 }
 
-function startErrorText(command: string, code: string): string {
-  return `clanbot: '${command}' ${startErrorReason(code)}`;
+/** `clan backups restore`: one archive of one provider, for one service or (without `--service`) all of them. */
+export function restoreArgs(machine: string, flake: string, r: RestoreSource): string[] {
+  return ["backups", "restore", machine, r.provider, r.archive, ...(r.service !== undefined ? ["--service", r.service] : []), "--flake", flake];
 }
 
-/** Waits for `p`, or rejects as soon as `signal` aborts. */
-function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
+function startErrorText(command: string, code: string): string {
+  return `clanbot: '${command}' ${startErrorReason(code)}`;
 }

@@ -58,6 +58,30 @@ export class MachineQueue<T> {
   }
 }
 
+/** Whatever holds a machine in a clan's shared line: a deploy (rollback, install, restore) or a backup. */
+export interface MachineHolder {
+  /** The audit id people call it by (`#42`). */
+  readonly id: number;
+  readonly sender: string;
+  /** What it does to the machine, for those waiting behind it: "deploying it", "backing it up". */
+  readonly activity: string;
+  /** Since when it has been doing that to `machine`. */
+  since(machine: string): number;
+  /** Its place in `machine`'s line moved. */
+  moved(machine: string): void;
+}
+
+/**
+ * The one line per machine that a clan's deploys and backups share, so that nothing runs on a
+ * machine while another run holds it; every move is told to those in that machine's line.
+ */
+export function sharedMachineQueue(): MachineQueue<MachineHolder> {
+  const queue: MachineQueue<MachineHolder> = new MachineQueue((machine) => {
+    for (const holder of queue.owners(machine)) holder.moved(machine);
+  });
+  return queue;
+}
+
 /** At most `size` at once; the rest wait in order. */
 export class Slots {
   private readonly size: number;

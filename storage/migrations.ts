@@ -161,6 +161,62 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX vms_by_clan ON vms (clan, machine, id DESC);
   CREATE INDEX vms_by_result ON vms (result);
   `,
+  `
+  -- One backup run of one machine (clan backups create), by a command or a schedule. Its id is the
+  -- audit id of the command, or of the audit row a scheduled run writes for itself.
+  CREATE TABLE backup_runs (
+    id INTEGER PRIMARY KEY,
+    clan TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    provider TEXT,
+    sender TEXT NOT NULL,
+    schedule_id INTEGER,
+    -- The slot a scheduled run was for, and whether it fell due while the bot was down.
+    due_at INTEGER,
+    late INTEGER NOT NULL DEFAULT 0,
+    started_at INTEGER NOT NULL,
+    run_started_at INTEGER,
+    finished_at INTEGER,
+    -- running, ok, failed, cancelled, timed-out, skipped, interrupted
+    result TEXT NOT NULL,
+    archive TEXT,
+    exit_code INTEGER,
+    tail TEXT,
+    note TEXT,
+    -- The clan process (leader of its process group) and its start time, to find it again after a crash.
+    pid INTEGER,
+    pid_start TEXT,
+    -- 0 while the room has not been told how it ended (scheduled runs, and runs the bot did not see end).
+    announced INTEGER NOT NULL DEFAULT 1
+  );
+  CREATE INDEX backup_runs_by_machine ON backup_runs (clan, machine, id DESC);
+  CREATE INDEX backup_runs_by_result ON backup_runs (result);
+
+  -- !schedule backup: when to back up which machines. next_due is the next slot, kept so that a
+  -- restart finds the runs that fell due while the bot was down.
+  CREATE TABLE backup_schedules (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    clan TEXT NOT NULL,
+    target TEXT NOT NULL,
+    cron TEXT NOT NULL,
+    time_zone TEXT NOT NULL,
+    notify TEXT NOT NULL,
+    provider TEXT,
+    created_by TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    next_due INTEGER NOT NULL
+  );
+  CREATE INDEX backup_schedules_by_clan ON backup_schedules (clan, id);
+
+  -- Machines the room was told are overdue (no successful backup for backup.maxAge): one alert
+  -- each, until a backup succeeds again.
+  CREATE TABLE backup_alerts (
+    clan TEXT NOT NULL,
+    machine TEXT NOT NULL,
+    raised_at INTEGER NOT NULL,
+    PRIMARY KEY (clan, machine)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export async function migrate(db: Db, migrations: readonly string[] = MIGRATIONS): Promise<number> {

@@ -545,8 +545,8 @@ test("a machine waiting behind another deploy shows its place, that deploy and w
   const since = NOW - 3 * 60_000;
   const s = deploy({
     machines: [
-      run("laptop", "queued", { waiting: { kind: "machine", position: 1, deployId: 41, sender: "@alice:example.org", since } }),
-      run("server", "queued", { waiting: { kind: "machine", position: 2, deployId: 40, sender: "@carol:example.org", since } }),
+      run("laptop", "queued", { waiting: { kind: "machine", position: 1, deployId: 41, sender: "@alice:example.org", since, activity: "deploying it" } }),
+      run("server", "queued", { waiting: { kind: "machine", position: 2, deployId: 40, sender: "@carol:example.org", since, activity: "deploying it" } }),
     ],
   });
   const { text } = formatDeployStatus(s, NOW);

@@ -14,6 +14,7 @@ import { VmService } from "../ops/vm-service.ts";
 import { recentCommands } from "../storage/audit.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
+import { noBackups, noSchedules } from "./support/no-backups.ts";
 import { noSsh } from "./support/no-ssh.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
@@ -98,6 +99,8 @@ async function setup(table: CommandSpec[]) {
             dir,
             onEnd: () => undefined,
           }).forClan("fam", dir),
+          backups: noBackups,
+          schedules: noSchedules,
           thresholds: DEFAULT_THRESHOLDS,
         },
       ],

@@ -464,14 +464,44 @@ describe("clan machines update", { concurrency: 4 }, () => {
 
 describe("clan backups", { concurrency: 4 }, () => {
   test("create", async () => {
-    const r = await clan(["backups", "create", "nas", "--flake", flake]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, "successfully started backup\n");
-    assert.match(r.stderr, /^\[nas\] creating backup for nas\n\[nas\] \$ \/nix\/store\/[0-9a-z]{32}-borgbackup-create\n$/);
-    const none = await clan(["backups", "create", "laptop", "--flake", flake]);
-    assert.deepEqual([none.code, none.stderr], [1, "[laptop] creating backup for laptop\nNo providers specified\n"]);
-    const other = await clan(["backups", "create", "nas", "--provider", "restic", "--flake", flake]);
-    assert.deepEqual([other.code, other.stderr], [1, "[nas] creating backup for nas\nprovider restic not found\n"]);
+    // Its own flake: a backup made adds an archive, which the other tests here do not expect.
+    await withFlake(FIXTURE, async (dir) => {
+      const r = await clan(["backups", "create", "nas", "--flake", dir]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, "successfully started backup\n");
+      assert.match(r.stderr, /^\[nas\] creating backup for nas\n\[nas\] \$ \/nix\/store\/[0-9a-z]{32}-borgbackup-create\n$/);
+      const none = await clan(["backups", "create", "laptop", "--flake", dir]);
+      assert.deepEqual([none.code, none.stderr], [1, "[laptop] creating backup for laptop\nNo providers specified\n"]);
+      const other = await clan(["backups", "create", "nas", "--provider", "restic", "--flake", dir]);
+      assert.deepEqual([other.code, other.stderr], [1, "[nas] creating backup for nas\nprovider restic not found\n"]);
+    });
+  });
+
+  test("create makes an archive that list shows and restore accepts; a failed create makes none", async () => {
+    await withFlake(FIXTURE, async (dir) => {
+      const before = Date.now();
+      assert.equal((await clan(["backups", "create", "nas", "--flake", dir])).code, 0);
+      assert.equal((await clan(["backups", "create", "nas", "--flake", dir])).code, 0);
+      const listed = lines((await clan(["backups", "list", "nas", "--flake", dir])).stdout);
+      assert.equal(listed.length, 4);
+      const made = listed.slice(2);
+      for (const name of made) {
+        const stamp = /^borg::nas::(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(-2)?$/.exec(name);
+        assert.ok(stamp, name);
+        assert.ok(Math.abs(Date.parse(`${stamp[1]}Z`) - before) < 5000, name);
+      }
+      assert.notEqual(made[0], made[1], "two backups in the same second get different names");
+      const restored = await clan(["backups", "restore", "nas", "borgbackup", made[1] as string, "--flake", dir]);
+      assert.equal(restored.code, 0, restored.stderr);
+      await writeFixture(dir, { ...FIXTURE, behaviour: { "backups create": { fail: ["nas"] } } });
+      assert.equal((await clan(["backups", "create", "nas", "--flake", dir])).code, 1);
+      assert.equal(lines((await clan(["backups", "list", "nas", "--flake", dir])).stdout).length, 4);
+    });
+    // A provider without archives yet: the first is named after the provider and the machine.
+    await withFlake({ machines: { box: { deploy: { targetHost: "root@box" } } }, backups: { box: { localbackup: [] } } }, async (dir) => {
+      assert.equal((await clan(["backups", "create", "box", "--flake", dir])).code, 0);
+      assert.match((await clan(["backups", "list", "box", "--flake", dir])).stdout, /^localbackup::box::\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\n$/);
+    });
   });
 
   test("list prints archive names sorted", async () => {

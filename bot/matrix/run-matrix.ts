@@ -66,7 +66,7 @@ export async function runMatrix(app: App): Promise<number> {
   } catch (err) {
     log.error({ err }, "could not tell a room about an interrupted deploy; will try again at the next start");
   }
-  await app.announcer.connect((clan, message) => frontEnd.post(clan, message, undefined));
+  await app.announcer.connect((clan, message, replyTo) => frontEnd.post(clan, message, replyTo));
   app.invites.connect((clan, userId, reason) => frontEnd.invite(clan, userId, reason));
   const signal = await stopping;
   log.info({ signal }, "stopping");

@@ -102,7 +102,7 @@ export interface FakeClanFixture {
   revision?: number;
   /** Every evaluation fails with this nix error, e.g. "error: syntax error, unexpected '}'". */
   broken?: string;
-  /** Archive names per machine: a list (provider borgbackup) or per provider. */
+  /** Archive names per machine: a list (provider borgbackup) or per provider; `backups create` adds one (kept in .fake-clan-archives.jsonl). */
   backups?: Record<string, string[] | Record<string, string[]>>;
   behaviour?: Partial<Record<FakeClanCommand | "default", FakeClanCommandKnobs>>;
 }

@@ -1,7 +1,7 @@
 // clan machines list, clan select, clan backups {create,list,restore}.
 
 import { ClanError, PythonCrash, log, out } from "./errors.mjs";
-import { select, systemOf } from "./flake.mjs";
+import { addArchive, archivesOf, select, systemOf } from "./flake.mjs";
 import { applies, bytesStream, orphanGrace } from "./knobs.mjs";
 import { emitBytes, hangForever, sleep } from "./proc.mjs";
 import { pyJsonDumps } from "./pyjson.mjs";
@@ -117,6 +117,7 @@ export async function backupsCreate(ctx) {
     });
     const work = remoteRun(ctx, remote, [backups.providers[p].create], { spec });
     await Promise.all([work, emitBytes(k.bytes, { prefix: name, stream: bytesStream(k) })]);
+    addArchive(flake, name, p);
     out("successfully started backup\n");
   }
 }
@@ -128,7 +129,6 @@ export async function backupsList(ctx) {
   const sel = backupsSelector(flake.fixture, name);
   const backups = select(flake, sel);
   const remote = machineTargetHost(flake, name);
-  const archives = flake.fixture?.backups?.[name];
   const results = [];
   const providers = ctx.ns.provider === null ? Object.keys(backups.providers) : [ctx.ns.provider];
   for (const p of providers) {
@@ -139,7 +139,7 @@ export async function backupsList(ctx) {
         ["clan_lib/backups/list.py", 22, "list_provider", 'list_command = backup_metadata["providers"][provider]["list"]'],
       ]);
     }
-    const names = Array.isArray(archives) ? archives : (archives?.[p] ?? []);
+    const names = archivesOf(flake, name, p);
     const failing = applies(k.fail, name);
     const listCommand = backups.providers[p].list;
     const json = JSON.stringify(names.map((n) => ({ job_name: `${p}-job-${name}`, name: n })));
@@ -182,8 +182,7 @@ export async function backupsRestore(ctx) {
         ["clan_lib/backups/restore.py", 43, "restore_service", '[backup_metadata["providers"][provider]["restore"]],'],
       ]);
     }
-    const archives = flake.fixture?.backups?.[name];
-    const known = (Array.isArray(archives) ? archives : (archives?.[provider] ?? [])).includes(archive);
+    const known = archivesOf(flake, name, provider).includes(archive);
     const failing = applies(k.fail, name) || !known;
     const spec = scriptSpec(k, name, {
       after: failing ? [["stderr", known ? "fake-clan: injected restore failure" : `Archive ${archive} does not exist`]] : [],

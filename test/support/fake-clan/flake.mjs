@@ -3,7 +3,7 @@
 // Flake.prefetch() / Flake.select() (clan_lib/flake/flake.py).
 
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { ClanCmdError, ClanError, ClanSelectError, FakeSetupError, PythonCrash, nixCommand } from "./errors.mjs";
 
@@ -186,6 +186,40 @@ export function backupArchives(fixture, name) {
   if (b === undefined) return {};
   if (Array.isArray(b)) return { borgbackup: b };
   return b;
+}
+
+// Archives made by `backups create` are kept next to the fixture, one JSON line each, so that a
+// later `backups list` shows them and `backups restore` finds them.
+export const ARCHIVES_FILE = ".fake-clan-archives.jsonl";
+
+/** The archives of a machine's provider: the fixture's and those `backups create` made, sorted by name. */
+export function archivesOf(flake, name, provider) {
+  const fixed = backupArchives(flake.fixture ?? {}, name)[provider] ?? [];
+  const file = path.join(flake.root, ARCHIVES_FILE);
+  const made = existsSync(file)
+    ? readFileSync(file, "utf8")
+        .split("\n")
+        .filter((l) => l.trim() !== "")
+        .map((l) => JSON.parse(l))
+        .filter((a) => a.machine === name && a.provider === provider)
+        .map((a) => a.name)
+    : [];
+  return [...new Set([...fixed, ...made])].sort();
+}
+
+/**
+ * Records a new archive of a machine's provider, named like its newest one with the time now
+ * (UTC, to the second): "borg::nas::2026-11-20T01:00:00"; "<provider>::<machine>::<time>" for the first.
+ */
+export function addArchive(flake, name, provider, now = new Date()) {
+  const existing = archivesOf(flake, name, provider);
+  const last = existing.at(-1);
+  const prefix = last !== undefined && last.includes("::") ? last.slice(0, last.lastIndexOf("::")) : `${provider}::${name}`;
+  const stamp = now.toISOString().slice(0, 19);
+  let archive = `${prefix}::${stamp}`;
+  for (let n = 2; existing.includes(archive); n++) archive = `${prefix}::${stamp}-${n}`;
+  appendFileSync(path.join(flake.root, ARCHIVES_FILE), `${JSON.stringify({ machine: name, provider, name: archive })}\n`);
+  return archive;
 }
 
 export function backupProviders(fixture, name) {

@@ -1,0 +1,89 @@
+import { formatArchives, formatBackupStatus, formatBackupSummaries, MAX_LIST } from "./backup-format.ts";
+import type { BackupState } from "./backup-types.ts";
+import { SAFE_NAME } from "./deploy-types.ts";
+import { resolveMachine } from "./deploy-targets.ts";
+import { STATUS_EDIT_GAP_MS } from "./deploy.ts";
+import { Refusal, ReportedFailure, UserError } from "./errors.ts";
+import { ago, type Message } from "./format.ts";
+import { ThrottledEdits } from "./throttled-edits.ts";
+import type { CommandContext, CommandInput, CommandSpec, FlagSpec } from "./types.ts";
+
+export const PROVIDER_FLAG: FlagSpec = {
+  name: "provider",
+  type: "string",
+  placeholder: "name",
+  summary: "the backup provider, such as borgbackup (default: every provider the machine has)",
+};
+
+/** `--provider`, checked: a name as clan has them, never anything that could pass for an option. */
+export function providerOf(input: CommandInput): string | undefined {
+  const provider = input.flags["provider"] as string | undefined;
+  if (provider !== undefined && !SAFE_NAME.test(provider)) {
+    throw new UserError(`'${provider.slice(0, 60)}' is not a backup provider's name (such as borgbackup or localbackup).`);
+  }
+  return provider;
+}
+
+/** Starts the backup and shows it in one status message, edited as it moves. */
+async function runBackup(ctx: CommandContext, machine: string, provider: string | undefined): Promise<BackupState> {
+  const now = (): number => ctx.clock.now();
+  let edits: ThrottledEdits | undefined;
+  const request = { id: ctx.runId, machine, sender: ctx.sender.id, trigger: "command" as const, ...(provider !== undefined ? { provider } : {}) };
+  const start = await ctx.backups.start(request, (s) => edits?.show(formatBackupStatus(s, now())));
+  if ("busy" in start) {
+    const b = start.busy;
+    throw new Refusal(
+      `A backup of ${machine} is ${b.phase === "queued" ? "waiting to run" : "running"} already: #${b.id} by ${b.sender}, ` +
+        `asked for ${ago(b.startedAt, now())}. Backups of one machine never overlap; ${ctx.prefix}cancel ${b.id} stops that one.`,
+    );
+  }
+  const running = start.started;
+  const stopOnShutdown = (): void => void ctx.backups.cancel(ctx.runId, "the bot shutting down");
+  ctx.signal.addEventListener("abort", stopOnShutdown, { once: true });
+  try {
+    const first = formatBackupStatus(running.current(), now());
+    edits = new ThrottledEdits(await ctx.reply(first), first, { gapMs: STATUS_EDIT_GAP_MS, now, log: ctx.log });
+    edits.show(formatBackupStatus(running.current(), now()));
+    const final = await running.done;
+    await edits.finish(formatBackupStatus(final, now()));
+    return final;
+  } finally {
+    ctx.signal.removeEventListener("abort", stopOnShutdown);
+  }
+}
+
+export const backupCommand: CommandSpec = {
+  name: "backup",
+  summary: "Backs a machine up now (clan backups create), with live progress.",
+  level: "operator",
+  args: [{ name: "machine", summary: "the machine to back up", required: true }],
+  flags: [PROVIDER_FLAG],
+  details:
+    "One backup per machine at a time: a second is refused while one runs. A backup waits while the machine is being deployed " +
+    "or restored. Cancel with !cancel <id|machine>; !backups <machine> lists the archives.",
+  async run(ctx, input): Promise<void> {
+    const machine = await resolveMachine(ctx, input.args[0] as string);
+    const final = await runBackup(ctx, machine, providerOf(input));
+    if (final.phase !== "ok") throw new ReportedFailure(`backup ${final.phase}`);
+  },
+};
+
+export const backupsCommand: CommandSpec = {
+  name: "backups",
+  summary: "Lists a machine's backup archives, newest first; without a machine, each machine's last successful backup.",
+  level: "viewer",
+  args: [{ name: "machine", summary: "the machine whose archives to list (clan backups list)" }],
+  flags: [PROVIDER_FLAG, { name: "limit", type: "integer", placeholder: "n", summary: `how many archives to show (default 20, at most ${MAX_LIST})` }],
+  async run(ctx, input): Promise<Message> {
+    const now = ctx.clock.now();
+    if (input.args[0] === undefined) {
+      const machines = (await ctx.clan.machines(ctx.signal)).map((m) => m.name);
+      return formatBackupSummaries(await ctx.backups.summary(machines), now, ctx.prefix);
+    }
+    const machine = await resolveMachine(ctx, input.args[0]);
+    const provider = providerOf(input);
+    const limit = Math.min(Math.max((input.flags["limit"] as number | undefined) ?? 20, 1), MAX_LIST);
+    const [archives, [summary]] = await Promise.all([ctx.backups.archives(machine, provider, ctx.signal), ctx.backups.summary([machine])]);
+    return formatArchives({ machine, provider, archives, limit, summary, prefix: ctx.prefix }, ctx.clock.now());
+  },
+};
