@@ -2,10 +2,9 @@ import { formatArchives, formatBackupStatus, formatBackupSummaries, MAX_LIST } f
 import type { BackupState } from "./backup-types.ts";
 import { SAFE_NAME } from "./deploy-types.ts";
 import { resolveMachine } from "./deploy-targets.ts";
-import { STATUS_EDIT_GAP_MS } from "./deploy.ts";
 import { Refusal, ReportedFailure, UserError } from "./errors.ts";
 import { ago, type Message } from "./format.ts";
-import { ThrottledEdits } from "./throttled-edits.ts";
+import { statusMessage } from "./status-message.ts";
 import type { CommandContext, CommandInput, CommandSpec, FlagSpec } from "./types.ts";
 
 export const PROVIDER_FLAG: FlagSpec = {
@@ -26,30 +25,17 @@ export function providerOf(input: CommandInput): string | undefined {
 
 /** Starts the backup and shows it in one status message, edited as it moves. */
 async function runBackup(ctx: CommandContext, machine: string, provider: string | undefined): Promise<BackupState> {
-  const now = (): number => ctx.clock.now();
-  let edits: ThrottledEdits | undefined;
+  const status = statusMessage(ctx, formatBackupStatus);
   const request = { id: ctx.runId, machine, sender: ctx.sender.id, trigger: "command" as const, ...(provider !== undefined ? { provider } : {}) };
-  const start = await ctx.backups.start(request, (s) => edits?.show(formatBackupStatus(s, now())));
+  const start = await ctx.backups.start(request, status.onChange);
   if ("busy" in start) {
     const b = start.busy;
     throw new Refusal(
       `A backup of ${machine} is ${b.phase === "queued" ? "waiting to run" : "running"} already: #${b.id} by ${b.sender}, ` +
-        `asked for ${ago(b.startedAt, now())}. Backups of one machine never overlap; ${ctx.prefix}cancel ${b.id} stops that one.`,
+        `asked for ${ago(b.startedAt, ctx.clock.now())}. Backups of one machine never overlap; ${ctx.prefix}cancel ${b.id} stops that one.`,
     );
   }
-  const running = start.started;
-  const stopOnShutdown = (): void => void ctx.backups.cancel(ctx.runId, "the bot shutting down");
-  ctx.signal.addEventListener("abort", stopOnShutdown, { once: true });
-  try {
-    const first = formatBackupStatus(running.current(), now());
-    edits = new ThrottledEdits(await ctx.reply(first), first, { gapMs: STATUS_EDIT_GAP_MS, now, log: ctx.log });
-    edits.show(formatBackupStatus(running.current(), now()));
-    const final = await running.done;
-    await edits.finish(formatBackupStatus(final, now()));
-    return final;
-  } finally {
-    ctx.signal.removeEventListener("abort", stopOnShutdown);
-  }
+  return status.follow(start.started, () => void ctx.backups.cancel(ctx.runId, "the bot shutting down"));
 }
 
 export const backupCommand: CommandSpec = {

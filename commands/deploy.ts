@@ -4,11 +4,8 @@ import type { DeployKind, DeployRequest, DeployState } from "./deploy-types.ts";
 import { resolveTargets } from "./deploy-targets.ts";
 import { Refusal, ReportedFailure, UserError } from "./errors.ts";
 import { bold, concat, type Message } from "./format.ts";
-import { ThrottledEdits } from "./throttled-edits.ts";
+import { statusMessage } from "./status-message.ts";
 import type { CommandContext, CommandSpec } from "./types.ts";
-
-/** A status message is edited at most this often. */
-export const STATUS_EDIT_GAP_MS = 2000;
 
 /** Refuses machines someone else has locked: named ones always, ones picked by a tag or `all` only when all are. */
 export async function checkLocks(ctx: CommandContext, machines: readonly string[], named: ReadonlySet<string>, outcome = "Nothing was deployed."): Promise<void> {
@@ -40,34 +37,19 @@ export async function runDeploy(
   machines: readonly string[],
   source: Pick<DeployRequest, "install" | "restore"> = {},
 ): Promise<DeployState> {
-  const now = (): number => ctx.clock.now();
-  let edits: ThrottledEdits | undefined;
+  const status = statusMessage(ctx, formatDeployStatus);
   const request: DeployRequest = { id: ctx.runId, kind, sender: ctx.sender.id, machines, ...source };
-  const running = await ctx.deploys.start(request, (s) =>
-    edits?.show(formatDeployStatus(s, now())),
-  );
-  const stopOnShutdown = (): void => void ctx.deploys.cancel(ctx.runId, "the bot shutting down");
-  ctx.signal.addEventListener("abort", stopOnShutdown, { once: true });
-  try {
-    const first = formatDeployStatus(running.current(), now());
-    const status = await ctx.reply(first);
-    edits = new ThrottledEdits(status, first, { gapMs: STATUS_EDIT_GAP_MS, now, log: ctx.log });
-    edits.show(formatDeployStatus(running.current(), now()));
-    const final = await running.done;
-    // The final edit may have to wait for its 2 s gap: pack and post the log meanwhile.
-    const attach = async (): Promise<void> => {
-      const log = await ctx.deploys.logFile(ctx.runId);
-      await ctx.replyFile(log);
-      if (log.truncatedFrom !== undefined) {
-        const mb = Math.round(log.truncatedFrom / 1e6);
-        await ctx.reply(concat(`The log is ${mb} MB: only its end is attached; the whole log stays on the bot's host.`));
-      }
-    };
-    await Promise.all([edits.finish(formatDeployStatus(final, now())), attach()]);
-    return final;
-  } finally {
-    ctx.signal.removeEventListener("abort", stopOnShutdown);
-  }
+  const running = await ctx.deploys.start(request, status.onChange);
+  // The final edit may have to wait for its 2 s gap: pack and post the log meanwhile.
+  const attach = async (): Promise<void> => {
+    const log = await ctx.deploys.logFile(ctx.runId);
+    await ctx.replyFile(log);
+    if (log.truncatedFrom !== undefined) {
+      const mb = Math.round(log.truncatedFrom / 1e6);
+      await ctx.reply(concat(`The log is ${mb} MB: only its end is attached; the whole log stays on the bot's host.`));
+    }
+  };
+  return status.follow(running, () => void ctx.deploys.cancel(ctx.runId, "the bot shutting down"), attach);
 }
 
 export const deployCommand: CommandSpec = {

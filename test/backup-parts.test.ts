@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { getTasks } from "node-cron";
 import { Announcer } from "../bot/announcer.ts";
 import { ScheduleTimer } from "../bot/schedule-timer.ts";
 import { archiveTime, newestFirst } from "../commands/archives.ts";
@@ -45,6 +46,23 @@ test("a cron expression is parsed in its time zone, and its next runs come from 
   daily.times.dispose();
   // ICU calls it Asia/Calcutta; people write Asia/Kolkata.
   assert.equal(knownTimeZone("Asia/Kolkata"), "Asia/Kolkata");
+});
+
+test("schedules with the same expression and zone share one node-cron task, which goes with the last of them", () => {
+  const before = getTasks().size;
+  const a = parseCron("0 2 * * *", "UTC");
+  const b = parseCron("0  2 * * *", "UTC");
+  const other = parseCron("0 2 * * *", "Europe/Berlin");
+  assert.ok(a.ok && b.ok && other.ok);
+  assert.equal(getTasks().size, before + 2);
+  a.times.dispose();
+  a.times.dispose();
+  assert.equal(getTasks().size, before + 2);
+  assert.equal(new Date(b.times.next()[0] as number).getUTCHours(), 2);
+  assert.throws(() => a.times.next(), /disposed/);
+  b.times.dispose();
+  other.times.dispose();
+  assert.equal(getTasks().size, before);
 });
 
 test("a cron expression or time zone that does not parse is refused with the reason", () => {

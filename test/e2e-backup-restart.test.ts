@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { MatrixEvent } from "matrix-js-sdk";
 import { waitForStatus } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
-import { processesInGroup, readInvocations, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { groupGone, processesInGroup, readInvocations, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
 import { reactionsOn, say, timeline, waitForEvent, waitForOutcome, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
 
 const FIXTURE: FakeClanFixture = {
@@ -17,15 +17,6 @@ const w: World = await world({ fixture: FIXTURE });
 
 const posts = (pattern: RegExp): MatrixEvent[] =>
   timeline(w.alice, w.roomId).filter((e) => e.getSender() === w.botUserId && pattern.test((e.getContent().body as string | undefined) ?? ""));
-
-async function gone(pgid: number, timeoutMs: number): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (processesInGroup(pgid).length === 0) return true;
-    await sleep(100);
-  }
-  return false;
-}
 
 test("schedules survive a restart; a run that fell due while the bot was down runs once at start-up, marked late", async () => {
   // Once a day, at a second a few seconds from now (UTC): the bot is stopped over it.
@@ -60,7 +51,7 @@ test("a bot killed during a backup marks it interrupted on restart, stops its le
   const told = await waitForEvent(w.alice, w.roomId, (e) => e.replyEventId === id && /was interrupted/.test(e.getContent().body as string), 20_000, "the interrupted backup");
   assert.match(told.getContent().body as string, /⚠️ Backup #\d+ of \*media\* \(every provider\) by @alice:\S+ was interrupted: the bot stopped while it ran\. Nothing was run again; `!backup media` starts a new one\./);
   await waitForReaction(w.alice, w.roomId, id, "❌");
-  assert.ok(await gone(create.pgid as number, 15_000), "the leftover clan process group was not stopped");
+  assert.ok(await groupGone(create.pgid as number, 15_000), "the leftover clan process group was not stopped");
 
   await w.bot.stop("SIGTERM");
   w.bot = await w.startBot();

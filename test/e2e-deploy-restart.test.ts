@@ -1,19 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
 import { commitFlake, updateRuns, waitForStatus } from "./support/deploy-helpers.ts";
 import { FAMILY, world } from "./support/e2e.ts";
-import { processesInGroup } from "./support/fake-clan-fixture.ts";
+import { groupGone, processesInGroup } from "./support/fake-clan-fixture.ts";
 import { reactionsOn, say, timeline, waitForEvent, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
-
-async function gone(pgid: number, timeoutMs: number): Promise<boolean> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (processesInGroup(pgid).length === 0) return true;
-    await sleep(100);
-  }
-  return false;
-}
 
 test("a bot killed during a deploy marks it interrupted on restart, stops its leftover clan processes, tells the room once, and re-runs nothing", async () => {
   const w = await world({ fixture: { ...FAMILY, behaviour: { "machines update": { perMachine: { nas: { hang: true } } } } } });
@@ -40,7 +30,7 @@ test("a bot killed during a deploy marks it interrupted on restart, stops its le
   );
   assert.equal(notice.replyEventId, id);
   await waitForReaction(w.alice, w.roomId, id, "❌");
-  assert.ok(await gone(run.pgid, 15_000), "the leftover clan process group was not stopped");
+  assert.ok(await groupGone(run.pgid, 15_000), "the leftover clan process group was not stopped");
 
   const history = await say(w.alice, w.roomId, "!deploys");
   assert.match((await waitForReply(w.alice, w.roomId, history)).getContent().body as string, /#\d+\s+nas\s+@alice:\S+\s+.*⚠️ interrupted/);

@@ -242,3 +242,13 @@ export function processesInGroup(pgid: number): number[] {
   }
   return pids;
 }
+
+/** Waits until nothing of process group `pgid` is left; false when something still is after `timeoutMs`. */
+export async function groupGone(pgid: number, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (processesInGroup(pgid).length === 0) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
