@@ -125,19 +125,13 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       machines: (signal) => inventory.get(signal),
       configuredTargets: (signal) => configuredTargets.get(signal),
     });
-    const queue = sharedMachineQueue();
+    // Deploys and backups of a clan: the same clan processes, stopped the same way, in one line per machine.
+    const jobs = { clan: clan.name, flake, db, clock, log, clanCommand: config.clan.command, killGraceMs: KILL_GRACE_MS, queue: sharedMachineQueue() };
     const backups = new BackupService({
-      clan: clan.name,
-      flake,
-      db,
-      clock,
-      log,
-      clanCommand: config.clan.command,
+      ...jobs,
       cli,
       parallel: config.backup.parallel,
       timeoutMs: config.backup.timeout,
-      killGraceMs: KILL_GRACE_MS,
-      queue,
       // A success may end an overdue alert: say so now rather than at the next look.
       onEnd: (s) => void (s.phase === "ok" ? watch.check(clan.name) : undefined),
     });
@@ -151,21 +145,14 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       backups,
       schedules: scheduler.forClan(clan.name),
       deploys: new DeployService({
-        clan: clan.name,
-        flake,
-        db,
-        clock,
-        log,
-        clanCommand: config.clan.command,
+        ...jobs,
         nixCommand: config.nix.command,
         parallel: config.deploy.parallel,
         confirmAbove: config.deploy.confirmAbove,
         timeoutMs: config.deploy.timeout,
         installTimeoutMs: config.install.timeout,
         restoreTimeoutMs: config.backup.timeout,
-        killGraceMs: KILL_GRACE_MS,
         logDir: join(logDir, clan.name),
-        queue,
         rollback: (machine, o) => ssh.rollback(machine, o),
         afterInstall: (machine) => ssh.forgetHostKey(machine),
       }),

@@ -288,6 +288,11 @@ in
         RestartSec = "10s";
         # Status 2 is a bad config or command line: restarting cannot fix it.
         RestartPreventExitStatus = 2;
+        # Stopping or restarting the bot stops only the bot. VMs started with `!vm run` must outlive a
+        # restart (the bot finds them again by pid and start time); clan processes of a deploy or
+        # backup that a dead bot left behind are stopped by the bot itself at its next start. With the
+        # default control-group kill mode, systemd would kill them all on every restart.
+        KillMode = "process";
 
         # A fixed user rather than DynamicUser: the clan checkouts must be owned by a stable
         # uid (git's safe.directory check), the SSH key that reaches clan machines lives in

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { get } from "node:http";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Announcer } from "../bot/announcer.ts";
@@ -219,12 +220,10 @@ test("a flood of guesses from one address is throttled; other addresses are not"
   assert.match(visibleText(await throttled.text()), /Too many attempts/);
   // Another client (another loopback address) still gets the page.
   const other = await new Promise<number>((resolve, reject) => {
-    import("node:http").then(({ get }) =>
-      get(link, { localAddress: "127.0.0.2" }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      }).on("error", reject),
-    );
+    get(link, { localAddress: "127.0.0.2" }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    }).on("error", reject);
   });
   assert.equal(other, 200);
 });

@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Clock, Log } from "../../commands/types.ts";
-import type { InviteService } from "../invite-service.ts";
+import type { InviteService, JoinOffer } from "../invite-service.ts";
 import { invalidPage, invitedPage, joinPage, messagePage, STYLE_HASH } from "./join-pages.ts";
 import { RateLimiter } from "./rate-limiter.ts";
 
@@ -98,9 +98,14 @@ export class JoinServer {
     return this.send(res, 405, messagePage("Not allowed", "Open the link from your invitation."));
   }
 
-  private async show(res: ServerResponse, token: string, problem?: { reason: string; typed: string }): Promise<void> {
+  private async show(res: ServerResponse, token: string): Promise<void> {
     const offer = await this.o.invites.offer(token);
     if (!offer) return this.send(res, 404, invalidPage());
+    this.form(res, token, offer);
+  }
+
+  /** The form, with a fresh check cookie; again with the problem when a post was not accepted. */
+  private form(res: ServerResponse, token: string, offer: JoinOffer, problem?: { reason: string; typed: string }): void {
     const check = randomBytes(18).toString("base64url");
     const secure = this.origin.startsWith("https:") ? "; Secure" : "";
     res.setHeader("set-cookie", `${CHECK_COOKIE}=${check}; Path=/join/; Max-Age=3600; HttpOnly; SameSite=Strict${secure}`);
@@ -120,7 +125,7 @@ export class JoinServer {
         return this.send(res, 404, invalidPage());
       case "bad-user-id":
       case "refused":
-        return this.show(res, token, { reason: result.reason, typed });
+        return this.form(res, token, result.offer, { reason: result.reason, typed });
       case "invited":
         return this.send(res, 200, invitedPage(result.clan, result.userId, result.roomLink));
     }
