@@ -28,9 +28,11 @@ export interface ObservedDeploy {
   outcomeTs: number;
   /** origin_server_ts of the status message, then of each of its edits, in the order stored. */
   messageTs: number[];
+  /** origin_server_ts of the edit that shows the result (it may follow the reaction by up to the edit gap); NaN if none came. */
+  finalTs: number;
   edits: number;
-  /** Edits stored after the closing reaction (plus the settle time): there should be none. */
-  editsAfterOutcome: number;
+  /** Edits stored after the one showing the result (within the settle time): there should be none. */
+  editsAfterFinal: number;
   /** Gaps between consecutive status messages (status, edit, edit, ...), by origin_server_ts. */
   gapsMs: number[];
   minGapMs: number;
@@ -46,8 +48,9 @@ const isEdit = (e: TappedEvent): boolean => e.type === "m.room.message" && relat
 const bodyOf = (content: Record<string, unknown>): string => (typeof content["body"] === "string" ? content["body"] : "");
 
 /**
- * Sends `body` in `roomId` and follows the deploy it starts until the bot's closing reaction,
- * then `settleMs` more (so that an edit sent after the end would be seen).
+ * Sends `body` in `roomId` and follows the deploy it starts until the bot's closing reaction and
+ * the status edit that shows the result (it waits for its 2 s gap, so it may come after the
+ * reaction), then `settleMs` more (so that an edit sent after that would be seen).
  */
 export async function observeDeploy(
   tap: EventTap,
@@ -66,14 +69,18 @@ export async function observeDeploy(
     (e) => e.type === "m.reaction" && e.sender === botId && OUTCOMES.includes(String((e.content["m.relates_to"] as { key?: unknown }).key)),
     timeoutMs,
   );
+  const newBody = (e: TappedEvent): string => bodyOf((e.content["m.new_content"] ?? {}) as Record<string, unknown>);
+  const statusOf = (): TappedEvent | undefined => tap.relatedTo(id).find((e) => e.sender === botId && isReply(e) && STATUS.test(bodyOf(e.content)));
+  const first = statusOf();
+  const final = first ? await tap.waitRelated(first.id, (e) => e.sender === botId && isEdit(e) && RESULT_LINE.test(newBody(e)), 10_000) : undefined;
   await new Promise((r) => setTimeout(r, settleMs));
   const replies = tap.relatedTo(id).filter((e) => e.sender === botId && isReply(e));
-  const status = replies.find((e) => STATUS.test(bodyOf(e.content)));
+  const status = statusOf();
   const edits = status ? tap.relatedTo(status.id).filter((e) => e.sender === botId && isEdit(e)) : [];
   const messageTs = status ? [status.ts, ...edits.map((e) => e.ts)] : [];
   const gapsMs = messageTs.slice(1).map((ts, i) => ts - (messageTs[i] as number));
   const last = edits.at(-1);
-  const shown = last ? bodyOf((last.content["m.new_content"] ?? {}) as Record<string, unknown>) : status ? bodyOf(status.content) : "";
+  const shown = last ? newBody(last) : status ? bodyOf(status.content) : "";
   const fileEvent = replies.find((e) => e.content["msgtype"] === "m.file");
   const info = (fileEvent?.content["info"] ?? {}) as { size?: unknown; mimetype?: unknown };
   return {
@@ -82,8 +89,9 @@ export async function observeDeploy(
     outcome: outcome ? String((outcome.content["m.relates_to"] as { key?: unknown }).key) : undefined,
     outcomeTs: outcome?.ts ?? Number.NaN,
     messageTs,
+    finalTs: final?.ts ?? Number.NaN,
     edits: edits.length,
-    editsAfterOutcome: outcome ? edits.filter((e) => e.at > outcome.at).length : 0,
+    editsAfterFinal: final ? edits.filter((e) => e.at > final.at).length : 0,
     gapsMs,
     minGapMs: Math.min(...gapsMs),
     resultLine: RESULT_LINE.exec(shown)?.[0] ?? `(no result line; status shows: ${shown.split("\n")[0] ?? ""})`,

@@ -211,14 +211,14 @@ function inviteRows(r: InviteBenchResult): Row[] {
 }
 
 function editRows(what: string, runs: readonly ObservedDeploy[]): Row[] {
-  const allowedOf = (d: ObservedDeploy): number => Math.floor((d.outcomeTs - d.commandTs) / EDIT_GAP_GOAL_MS) + 1;
+  const allowedOf = (d: ObservedDeploy): number => Math.floor((d.finalTs - d.commandTs) / EDIT_GAP_GOAL_MS) + 1;
   const minGap = Math.min(...runs.map((d) => d.minGapMs));
   return [
     {
       metric: `${what}: status edits (m.replace)`,
-      value: runs.map((d) => `${d.edits} in ${seconds(d.outcomeTs - d.commandTs)}`).join("; "),
-      goal: `<= ${runs.map(allowedOf).join("; ")} (1 per 2 s + 1)`,
-      met: runs.every((d) => d.edits <= allowedOf(d) && d.editsAfterOutcome === 0),
+      value: runs.map((d) => `${d.edits} in ${seconds(d.finalTs - d.commandTs)}`).join("; "),
+      goal: `<= ${runs.map(allowedOf).join("; ")} (1 per 2 s + 1; the last shows the result)`,
+      met: runs.every((d) => Number.isFinite(d.finalTs) && d.edits <= allowedOf(d) && d.editsAfterFinal === 0),
     },
     {
       metric: `${what}: min gap between status messages`,
@@ -238,12 +238,11 @@ function median(v: readonly number[]): number {
 }
 const list = (v: readonly number[], f: (x: number) => string): string => v.map(f).join(", ");
 
-/** Where a deploy's time went: command -> deploy start -> deploy end (bot's SQLite) -> final edit -> ✅. */
+/** Where a deploy's time went: command -> deploy start -> deploy end (bot's SQLite), then from the end to ✅ and to the final edit. */
 function phases(d: ObservedDeploy, rec: DeployRecordTimes | undefined): string {
   if (!rec) return "n/a";
-  const lastEdit = d.messageTs.at(-1) ?? Number.NaN;
   const s = (v: number): string => (v / 1000).toFixed(2);
-  return `${s(rec.startedAt - d.commandTs)} + ${s(rec.finishedAt - rec.startedAt)} + ${s(lastEdit - rec.finishedAt)} + ${s(d.outcomeTs - lastEdit)} s`;
+  return `${s(rec.startedAt - d.commandTs)} + ${s(rec.finishedAt - rec.startedAt)} + ${s(d.outcomeTs - rec.finishedAt)} (edit ${s(d.finalTs - rec.finishedAt)}) s`;
 }
 
 function deployRows(r: DeployBenchResult): Row[] {
@@ -281,6 +280,11 @@ function deployRows(r: DeployBenchResult): Row[] {
     },
     { metric: `${fleet}: command -> ✅ (bot wall time)`, value: `${list(walls, seconds)} (median ${seconds(wall)})` },
     {
+      metric: `${fleet}: command -> status shows the result`,
+      value: `${list(runs.map((d) => d.finalTs - d.commandTs), seconds)} (median ${seconds(median(runs.map((d) => d.finalTs - d.commandTs)))})`,
+      baseline: "the last edit keeps the 2 s gap, so it may follow ✅",
+    },
+    {
       metric: `${fleet}: bot / ideal`,
       value: ratio(wall / r.idealMs),
       baseline: `vs ${seconds(r.idealMs)}`,
@@ -294,7 +298,7 @@ function deployRows(r: DeployBenchResult): Row[] {
       met: wall / baseMedian <= DEPLOY_RATIO_GOAL,
     },
     {
-      metric: `${fleet}: to start + run + final edit + ✅`,
+      metric: `${fleet}: to start + run + ✅ (final edit)`,
       value: r.fleet.map((f) => phases(f.observed, f.record)).join("; "),
       baseline: recs.length ? `run / fake alone ${ratio(median(recs.map((x) => x.finishedAt - x.startedAt)) / baseMedian)}` : "",
     },
@@ -315,7 +319,7 @@ function deployRows(r: DeployBenchResult): Row[] {
       baseline: `fake alone ${seconds(r.big.baselineMs)} (${(r.big.baselineBytes / 1e6).toFixed(0)} MB read)`,
     },
     {
-      metric: `${big}: to start + run + final edit + ✅`,
+      metric: `${big}: to start + run + ✅ (final edit)`,
       value: phases(g, bigRec),
       baseline: bigRec ? `run: ${(r.bigBytes / 1e6 / ((bigRec.finishedAt - bigRec.startedAt) / 1000)).toFixed(0)} MB/s` : "",
     },
@@ -412,7 +416,8 @@ async function main(): Promise<void> {
       "command's origin_server_ts to the ✅'s, against the fake clan alone doing the same updates at the same width",
       "from this process (no bot), run before each bot deploy and once after (medians compared). Every fake deploy",
       "starts ~5 Node processes, so on a machine with few cores the fake alone is far from the ideal. \"to start +",
-      "run + final edit + ✅\" splits the wall time with the bot's own records (SQLite). RSS growth: VmRSS sampled",
+      "run + ✅ (final edit)\" splits the wall time with the bot's own records (SQLite); ✅ goes on the command as the",
+      "deploy ends, the status edit showing the result follows once its 2 s gap allows. RSS growth: VmRSS sampled",
       "every 100 ms during the deploy printing a lot, against the median of the second before the command.",
       "Backup: one process with the schedules (bench/backup-child.ts), their firings only recorded: clanbot's",
       "scheduler loads them from SQLite and keeps one timer (node-cron computes next runs, one task per distinct",

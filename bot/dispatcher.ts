@@ -190,6 +190,7 @@ export class Dispatcher {
     }
 
     const [runId] = await Promise.all([runIdPromise, channel.react(REACTION.taken)]);
+    const afterwards: Array<Promise<void>> = [];
     const ctx: CommandContext = {
       sender: { ...msg.sender, level },
       clan: clan.view,
@@ -213,27 +214,36 @@ export class Dispatcher {
       react: (k) => channel.react(k),
       confirm: (question) => channel.ask(question, msg.sender.id, this.deps.confirmTimeoutMs),
       askFor: (question, timeoutMs) => channel.askFor(question, msg.sender.id, timeoutMs),
+      later: (work) => {
+        // Caught at once, so that a failure while the outcome is being shown is not unhandled.
+        afterwards.push(work.catch((err: unknown) => this.deps.log.warn({ err, runId, clan: msg.clan }, "work after a command's outcome failed")));
+      },
     };
     try {
-      const result = await command.spec.run(ctx, input);
-      if (result) await channel.reply(result);
-      await channel.react(REACTION.done);
-      await finish({ result: "ok" });
-    } catch (err) {
-      if (err instanceof ReportedFailure) {
-        await channel.react(REACTION.failed);
-        return finish({ result: "failed", detail: err.message });
+      try {
+        const result = await command.spec.run(ctx, input);
+        if (result) await channel.reply(result);
+        await channel.react(REACTION.done);
+        await finish({ result: "ok" });
+      } catch (err) {
+        if (err instanceof ReportedFailure) {
+          await channel.react(REACTION.failed);
+          return finish({ result: "failed", detail: err.message });
+        }
+        if (err instanceof Refusal) return answer({ result: "refused", detail: err.message }, REACTION.refused, concat(err.message));
+        if (err instanceof UserError || err instanceof ClanCliError) {
+          return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
+        }
+        this.deps.log.error({ err, runId, clan: msg.clan, command: command.spec.name }, "command failed with an internal error");
+        return answer(
+          { result: "error", detail: err instanceof Error ? err.message : String(err) },
+          REACTION.failed,
+          concat(`Internal error (reference #${runId}). The details are in the bot's log.`),
+        );
       }
-      if (err instanceof Refusal) return answer({ result: "refused", detail: err.message }, REACTION.refused, concat(err.message));
-      if (err instanceof UserError || err instanceof ClanCliError) {
-        return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
-      }
-      this.deps.log.error({ err, runId, clan: msg.clan, command: command.spec.name }, "command failed with an internal error");
-      return answer(
-        { result: "error", detail: err instanceof Error ? err.message : String(err) },
-        REACTION.failed,
-        concat(`Internal error (reference #${runId}). The details are in the bot's log.`),
-      );
+    } finally {
+      // The outcome is shown and audited; what the command left to finish (a last edit) ends before the run does.
+      await Promise.all(afterwards);
     }
   }
 

@@ -40,7 +40,7 @@ export async function runDeploy(
   const status = statusMessage(ctx, formatDeployStatus);
   const request: DeployRequest = { id: ctx.runId, kind, sender: ctx.sender.id, machines, ...source };
   const running = await ctx.deploys.start(request, status.onChange);
-  // The final edit may have to wait for its 2 s gap: pack and post the log meanwhile.
+  // Packed and posted beside the final edit, which may wait for its 2 s gap (both after ✅/❌).
   const attach = async (): Promise<void> => {
     const log = await ctx.deploys.logFile(ctx.runId);
     await ctx.replyFile(log);

@@ -150,6 +150,12 @@ export interface CommandContext {
   confirm(question: Message): Promise<Confirmation>;
   /** Asks the sender for something (a photo, a pasted text): their next such message within `timeoutMs`. */
   askFor(question: Message, timeoutMs: number): Promise<ReceivedReply | undefined>;
+  /**
+   * Work that goes on after the command's outcome is shown (✅ or ❌ on it, the audit row): the last
+   * edit of a status message waiting for its gap, a log attachment. The bot waits for it before it
+   * stops; a failure is logged.
+   */
+  later(work: Promise<void>): void;
 }
 
 export interface CommandSpec {

@@ -53,7 +53,8 @@ async function setup(table: CommandSpec[]) {
   const db = await openDatabase(join(await tempDir(), "db.sqlite3"));
   await migrate(db);
   const errors: Array<Record<string, unknown>> = [];
-  const log: Log = { info() {}, warn() {}, error: (fields) => void errors.push(fields) };
+  const warnings: string[] = [];
+  const log: Log = { info() {}, warn: (_fields, msg) => void warnings.push(msg), error: (fields) => void errors.push(fields) };
   let now = 1_000_000;
   const commands: CommandSpec[] = [makeHelpCommand(() => commands), ...table];
   const clock = { now: () => now };
@@ -112,12 +113,17 @@ async function setup(table: CommandSpec[]) {
     confirmTimeoutMs: 60_000,
     installReplyTimeoutMs: 60_000,
   });
-  const send = async (line: string, powerLevel = 100, sentAt = now) => {
+  const start = (line: string, powerLevel = 100, sentAt = now) => {
     const ch = recordingChannel();
-    await dispatcher.dispatch({ clan: "fam", room: "!r", eventId: "$e", sentAt, sender: { id: "@u:x", name: "U", powerLevel }, line }, ch);
+    const done = dispatcher.dispatch({ clan: "fam", room: "!r", eventId: "$e", sentAt, sender: { id: "@u:x", name: "U", powerLevel }, line }, ch);
+    return { ch, done };
+  };
+  const send = async (line: string, powerLevel = 100, sentAt = now) => {
+    const { ch, done } = start(line, powerLevel, sentAt);
+    await done;
     return ch;
   };
-  return { db, errors, send, advance: (ms: number) => (now += ms) };
+  return { db, errors, warnings, start, send, drain: (graceMs: number) => dispatcher.drain(graceMs), advance: (ms: number) => (now += ms) };
 }
 
 const boom: CommandSpec = {
@@ -173,6 +179,37 @@ test("a failure the command already showed gets ❌ and no second message", asyn
   assert.deepEqual(ch.replies, ["❌ deploy failed (details here)"]);
   assert.deepEqual(ch.reactions, ["👀", "❌"]);
   assert.equal((await recentCommands(db, "fam", 1))[0]?.result, "failed");
+});
+
+test("work a command leaves for later does not hold back its ✅ and audit row, but the run (and a shutdown) waits for it", async () => {
+  let release = (): void => undefined;
+  const lastEdit = new Promise<void>((resolve) => (release = resolve));
+  const slow: CommandSpec = {
+    ...boom,
+    name: "slow",
+    run: async (ctx) => {
+      const status = await ctx.reply({ text: "running", html: "running" });
+      ctx.later(lastEdit.then(() => status.edit({ text: "done", html: "done" })));
+      ctx.later(Promise.reject(new Error("the upload failed")));
+    },
+  };
+  const { start, drain, db, warnings } = await setup([slow]);
+  const { ch, done } = start("slow");
+  let finished = false;
+  void done.then(() => (finished = true));
+  let drained = false;
+  const draining = drain(60_000).then(() => (drained = true));
+  for (let i = 0; i < 50 && (await recentCommands(db, "fam", 1))[0]?.result !== "ok"; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(ch.reactions, ["👀", "✅"]);
+  assert.equal((await recentCommands(db, "fam", 1))[0]?.result, "ok");
+  assert.deepEqual(ch.replies, ["running"]);
+  assert.equal(finished, false);
+  assert.equal(drained, false);
+  release();
+  await done;
+  await draining;
+  assert.deepEqual(ch.replies, ["running", "(edit) done"]);
+  assert.deepEqual(warnings, ["work after a command's outcome failed"]);
 });
 
 test("refusals say which level is needed and are audited, without running", async () => {
