@@ -48,9 +48,9 @@ const isEdit = (e: TappedEvent): boolean => e.type === "m.room.message" && relat
 const bodyOf = (content: Record<string, unknown>): string => (typeof content["body"] === "string" ? content["body"] : "");
 
 /**
- * Sends `body` in `roomId` and follows the deploy it starts until the bot's closing reaction and
- * the status edit that shows the result (it waits for its 2 s gap, so it may come after the
- * reaction), then `settleMs` more (so that an edit sent after that would be seen).
+ * Sends `body` in `roomId` and follows the deploy it starts until the bot's closing reaction, the
+ * status edit that shows the result (it waits for its 2 s gap, so it may come after the reaction)
+ * and the attached log, then `settleMs` more (so that an edit sent after that would be seen).
  */
 export async function observeDeploy(
   tap: EventTap,
@@ -73,6 +73,8 @@ export async function observeDeploy(
   const statusOf = (): TappedEvent | undefined => tap.relatedTo(id).find((e) => e.sender === botId && isReply(e) && STATUS.test(bodyOf(e.content)));
   const first = statusOf();
   const final = first ? await tap.waitRelated(first.id, (e) => e.sender === botId && isEdit(e) && RESULT_LINE.test(newBody(e)), 10_000) : undefined;
+  // The log is packed (gzip of a big one takes seconds) and posted after ✅ too: the run ends with it.
+  if (outcome) await tap.waitRelated(id, (e) => e.sender === botId && isReply(e) && e.content["msgtype"] === "m.file", timeoutMs);
   await new Promise((r) => setTimeout(r, settleMs));
   const replies = tap.relatedTo(id).filter((e) => e.sender === botId && isReply(e));
   const status = statusOf();

@@ -315,6 +315,31 @@ describe("clan machines update", { concurrency: 4 }, () => {
     });
   });
 
+  test("with inlineStandIns the stand-ins run inside the fake: the same output, success and failure alike", async () => {
+    const args = (dir: string) => ["machines", "update", "laptop", "nas", "--flake", dir];
+    const knobs = { fail: ["nas"], generateVars: false, delayMs: 300 };
+    const runs: ClanRun[] = [];
+    for (const inlineStandIns of [false, true]) {
+      await withFlake({ ...FIXTURE, behaviour: { "machines update": { ...knobs, inlineStandIns } } }, async (dir) => {
+        const started = performance.now();
+        runs.push(await clan(args(dir)));
+        assert.ok(performance.now() - started >= 300, "the build's delay is kept");
+      });
+    }
+    const [children, inline] = runs as [ClanRun, ClanRun];
+    assert.equal(inline.code, 1);
+    assert.equal(inline.code, children.code);
+    // Per machine, in order (the two machines' lines interleave by timing); the flake's source path and
+    // systemd-run's unit names differ from run to run.
+    const of = (r: ClanRun, m: string): string[] =>
+      lines(r.stderr)
+        .filter((l) => l.startsWith(`[${m}] `))
+        .map((l) => l.replace(/\/nix\/store\/[0-9a-z]{32}-source/g, "<source>").replace(/--unit=(clan-\w+-\w+)-[0-9a-f]{8}/g, "--unit=$1"));
+    for (const m of ["laptop", "nas"]) assert.deepEqual(of(inline, m), of(children, m));
+    assert.ok(of(inline, "laptop").includes("[laptop] activating the configuration..."));
+    assert.equal(lines(inline.stderr).at(-1), "1 hosts failed with an error. Check the logs above");
+  });
+
   test("activation failure is retried once, as clan does", async () => {
     await withFlake({ ...FIXTURE, behaviour: { "machines update": { fail: true, failPhase: "activate", generateVars: false } } }, async (dir) => {
       const r = await clan(["machines", "update", "nas", "--flake", dir]);

@@ -52,6 +52,8 @@ export interface FakeClanKnobs {
   hangOnStdin?: MachineSwitch;
   generateVars?: MachineSwitch;
   orphanGraceMs?: number;
+  /** update: the nix/ssh stand-ins run inside the fake instead of as child processes (benchmarks). */
+  inlineStandIns?: boolean;
   /** install: installer addresses (or --target-host hosts) that do not answer. */
   unreachable?: string[];
   /** install: the target runs the clan installer, so kexec does nothing (default: true for -j/-P). */

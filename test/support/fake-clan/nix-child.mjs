@@ -16,6 +16,8 @@
 //   orphanGraceMs  if the parent dies without killing us, exit after this long (default 5000),
 //                so a test that only kills the fake's pid can still see us, but we never leak.
 
+import { playStandIn } from "./stand-in.mjs";
+
 const spec = JSON.parse(process.argv[2] ?? "{}");
 if (spec.title) process.title = spec.title;
 
@@ -27,7 +29,6 @@ const write = (stream, line) => {
     // reader gone
   }
 };
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 const parent = process.ppid;
 const grace = spec.orphanGraceMs ?? 5000;
@@ -37,34 +38,4 @@ setInterval(() => {
   if (orphanedAt !== null && Date.now() - orphanedAt >= grace) process.exit(143);
 }, 100).unref();
 
-for (const [s, l] of spec.before ?? []) write(s, l);
-
-const during = [...(spec.during ?? [])];
-const count = spec.progress?.count ?? 0;
-const total = during.length + count;
-const delay = spec.delayMs ?? 0;
-const started = Date.now();
-for (let k = 0; k < total; k++) {
-  const due = started + (delay * (k + 1)) / (total + 1);
-  const wait = due - Date.now();
-  if (wait > 0) await sleep(wait);
-  if (k < during.length) write(during[k][0], during[k][1]);
-  else {
-    const i = k - during.length + 1;
-    write(spec.progress.stream ?? "stderr", spec.progress.template.replaceAll("{i}", String(i)).replaceAll("{n}", String(count)));
-  }
-}
-const rest = started + delay - Date.now();
-if (rest > 0) await sleep(rest);
-
-if (spec.repeat) {
-  const again = () => {
-    for (const [s, l] of spec.repeat.lines) write(s, l);
-  };
-  setInterval(again, spec.repeat.everyMs ?? 3000);
-} else if (spec.hang) {
-  setInterval(() => {}, 1 << 30);
-} else {
-  for (const [s, l] of spec.after ?? []) write(s, l);
-  process.exitCode = spec.exitCode ?? 0;
-}
+process.exitCode = await playStandIn(spec, write);

@@ -10,9 +10,20 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { log } from "./errors.mjs";
+import { playStandIn } from "./stand-in.mjs";
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), "nix-child.mjs");
 const running = new Set();
+let inline = false;
+
+/**
+ * From now on, stand-ins run inside this process, with the same output and timing (the
+ * `inlineStandIns` knob): for benchmarks, where a Node start per stand-in would make the fake
+ * itself the bottleneck on a host with few cores. Killing the fake's process group still stops them.
+ */
+export function runStandInsInline() {
+  inline = true;
+}
 
 export function killChildren(signal = "SIGTERM") {
   for (const c of running) {
@@ -30,6 +41,14 @@ export function killChildren(signal = "SIGTERM") {
  * streams clan logs live (RunOpts.log); both are always captured for error messages.
  */
 export async function runChild(spec, { prefix = null, logStreams = ["stderr"] } = {}) {
+  if (inline) {
+    const captured = { stdout: "", stderr: "" };
+    const returnCode = await playStandIn(spec, (from, line) => {
+      captured[from] += `${line}\n`;
+      if (logStreams.includes(from)) log(line, prefix);
+    });
+    return { returnCode, stdout: captured.stdout, stderr: captured.stderr };
+  }
   const child = spawn(process.execPath, [CHILD, JSON.stringify(spec)], {
     stdio: ["ignore", "pipe", "pipe"],
     env: process.env,

@@ -9,7 +9,7 @@ import { ClanCmdError, ClanError, PythonCrash, err, log, nixCommand, out } from 
 import { nixosVersion, select, storePath, toplevelPath } from "./flake.mjs";
 import { INVENTORY_SELECTOR } from "./commands.mjs";
 import { applies, bytesStream, orphanGrace } from "./knobs.mjs";
-import { emitBytes, readStdinLine, releaseStdin, runChild } from "./proc.mjs";
+import { emitBytes, readStdinLine, releaseStdin, runChild, runStandInsInline } from "./proc.mjs";
 import { connectionRefused, nixSshEnv, parseAddress, remoteRun, sshUrl, target } from "./remote.mjs";
 
 const LOCAL = Symbol("localhost");
@@ -124,6 +124,7 @@ export async function machinesUpdate(ctx) {
   const { ns } = ctx;
   if (ns.no_check) process.env.NIXOS_NO_CHECK = "1";
   const flake = ctx.flake();
+  if (ctx.knobs().inlineStandIns === true) runStandInsInline();
   const inventory = select(flake, INVENTORY_SELECTOR);
   const toUpdate = machinesForUpdate(ctx, inventory);
   if (ns.target_host !== null && toUpdate.length > 1) throw new ClanError("Target Host can only be set for one machines");
