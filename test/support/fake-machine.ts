@@ -133,7 +133,10 @@ export class FakeMachine {
       "KbdInteractiveAuthentication no",
       "PubkeyAuthentication yes",
       "PermitRootLogin prohibit-password",
-      ...(this.o.plain ? [] : [`ForceCommand ${SHELL}`, `SetEnv MACHINE_ROOT=${root}`]),
+      // sshd runs every command through the login shell, and Debian's bash then reads ~/.bashrc when it
+      // sees it was started by sshd at shell level 1: this host's own set-up (pyenv, cargo; ~100 ms a
+      // command here), which a clan machine would not have. A shell level above 1 skips it.
+      ...(this.o.plain ? ["SetEnv SHLVL=1"] : [`ForceCommand ${SHELL}`, `SetEnv SHLVL=1 MACHINE_ROOT=${root}`]),
       "LogLevel ERROR",
       "",
     ];
