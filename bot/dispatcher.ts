@@ -37,6 +37,11 @@ export interface Incoming {
   sender: { id: string; name: string; powerLevel: number };
   /** The command line without prefix or mention: `deploy laptop --dry-run`. */
   line: string;
+  /**
+   * Resolves once the front end has stored that this event is handled: the answer (👀) may go
+   * before, the command runs only after, so that a crash in between never makes it run twice.
+   */
+  claimed?: Promise<void>;
 }
 
 /** How a front end answers one message: replies relate to it, reactions go on it. */
@@ -189,7 +194,7 @@ export class Dispatcher {
       return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
     }
 
-    const [runId] = await Promise.all([runIdPromise, channel.react(REACTION.taken)]);
+    const [runId] = await Promise.all([runIdPromise, channel.react(REACTION.taken), msg.claimed]);
     const afterwards: Array<Promise<void>> = [];
     const ctx: CommandContext = {
       sender: { ...msg.sender, level },

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { finishCommand, interruptRunningCommands, recentCommands, startCommand } from "../storage/audit.ts";
 import { openDatabase } from "../storage/db.ts";
-import { claimEvent, forgetEventsBefore } from "../storage/handled-events.ts";
+import { claimEvent, EventClaims, forgetEventsBefore } from "../storage/handled-events.ts";
 import { migrate, MIGRATIONS } from "../storage/migrations.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
@@ -42,6 +42,42 @@ test("an event is claimed once, even by concurrent handlers", async () => {
   assert.deepEqual(claims.sort(), [false, false, true]);
   assert.equal(await forgetEventsBefore(db, 101), 1);
   assert.equal(await claimEvent(db, "$e1", "fam", 200), true);
+  await db.close();
+});
+
+test("claims of recent events are decided at once and stored; older events are looked up; a restart knows both", async () => {
+  const db = await openDatabase(join(await tempDir(), "db.sqlite3"));
+  await migrate(db);
+  const hour = 3600_000;
+  const now = 100 * hour;
+  // Claimed by an earlier run: one within the hours kept in memory, one long before.
+  assert.equal(await claimEvent(db, "$recent", "fam", now - hour), true);
+  assert.equal(await claimEvent(db, "$old", "fam", now - 50 * hour), true);
+  const claims = await EventClaims.load(db, now);
+
+  const fresh = claims.claim("$new", "fam", now - 1000, now);
+  assert.ok(!(fresh instanceof Promise) && fresh.fresh, "a new event is claimed without waiting");
+  assert.deepEqual(claims.claim("$new", "fam", now - 1000, now), { fresh: false });
+  await fresh.stored;
+  assert.equal(await claimEvent(db, "$new", "fam", now), false, "the claim is in SQLite");
+  assert.deepEqual(claims.claim("$recent", "fam", now - hour, now), { fresh: false });
+
+  // Sent before the window: SQLite decides.
+  const old = claims.claim("$old", "fam", now - 50 * hour, now);
+  assert.ok(old instanceof Promise);
+  assert.deepEqual(await old, { fresh: false });
+  const replayed = await claims.claim("$unseen-old", "fam", now - 50 * hour, now);
+  assert.equal(replayed.fresh, true);
+  assert.deepEqual(await claims.claim("$unseen-old", "fam", now - 50 * hour, now), { fresh: false });
+
+  const restarted = await EventClaims.load(db, now + 1000);
+  assert.deepEqual(restarted.claim("$new", "fam", now - 1000, now + 1000), { fresh: false });
+  assert.deepEqual(restarted.claim("$unseen-old", "fam", now - 50 * hour, now + 1000), { fresh: false });
+  // Hours later the window has moved on: what it forgot is still found in SQLite.
+  const later = now + 5 * hour;
+  const again = restarted.claim("$new", "fam", now - 1000, later);
+  assert.ok(again instanceof Promise);
+  assert.deepEqual(await again, { fresh: false });
   await db.close();
 });
 

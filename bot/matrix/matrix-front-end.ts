@@ -14,8 +14,7 @@ import {
   type Room,
 } from "matrix-js-sdk";
 import type { Clock } from "../../commands/types.ts";
-import { claimEvent } from "../../storage/handled-events.ts";
-import type { Db } from "../../storage/db.ts";
+import type { Claim, EventClaims } from "../../storage/handled-events.ts";
 import { commandLineOf } from "../addressing.ts";
 import type { ClanConfig } from "../config.ts";
 import type { Dispatcher } from "../dispatcher.ts";
@@ -31,7 +30,8 @@ import { RoomBindings } from "./room-bindings.ts";
 export interface FrontEndDeps {
   client: MatrixClient;
   dispatcher: Dispatcher;
-  db: Db;
+  /** Which events were handled already (this run or an earlier one). */
+  claims: EventClaims;
   clock: Clock;
   log: Logger;
   clans: readonly ClanConfig[];
@@ -117,9 +117,10 @@ export class MatrixFrontEnd {
   }
 
   private async onTimelineEvent(event: MatrixEvent, room: Room): Promise<void> {
-    const { client, clock, db } = this.d;
-    // Encrypted rooms: the hook where decryption plugs in; a no-op for plain events.
-    await client.decryptEventIfNeeded(event);
+    const { client, clock } = this.d;
+    // Encrypted rooms: the hook where decryption plugs in. A plain event goes on without waiting, so
+    // that a new command's 👀 leaves within the SDK's own handling of the sync.
+    if (event.isEncrypted()) await client.decryptEventIfNeeded(event);
     if (event.getSender() === this.me || event.isRedacted()) return;
     if (event.getType() === EventType.Reaction) return this.onReaction(event);
     if (event.getType() === EventType.RoomMember) return this.onMember(event, room);
@@ -140,11 +141,14 @@ export class MatrixFrontEnd {
     const line = content.msgtype === MsgType.Text ? commandLineOf(stripReplyFallback(body), { prefix: this.d.prefix, names: this.namesIn(room) }) : undefined;
     // A request of the bot (a photo for !install) takes the sender's next image or non-command text.
     if (line === undefined && (isMedia || content.msgtype === MsgType.Text) && this.replies.wants(room.roomId, sender)) {
-      if (await claimEvent(db, eventId, clan, clock.now())) this.replies.offer(room.roomId, sender, event);
+      if (await this.claimStored(eventId, clan, sentAt)) this.replies.offer(room.roomId, sender, event);
       return;
     }
     if (line === undefined) return; // notices come from bots; files and images are not commands
-    if (!(await claimEvent(db, eventId, clan, clock.now()))) return;
+    const pending = this.d.claims.claim(eventId, clan, sentAt, clock.now());
+    // Awaited only when it is not decided at once (an event from before the claims in memory).
+    const claim: Claim = pending instanceof Promise ? await pending : pending;
+    if (!claim.fresh) return;
     // Not awaited: the dispatcher tracks running commands itself, and a deploy may run for an hour.
     void this.d.dispatcher.dispatch(
       {
@@ -154,6 +158,7 @@ export class MatrixFrontEnd {
         sentAt,
         sender: { id: sender, name: room.getMember(sender)?.name ?? sender, powerLevel: powerLevelOf(room, sender) },
         line,
+        claimed: claim.stored,
       },
       new MatrixReplyChannel(client, room.roomId, eventId, this.waiters, this.replies),
     );
@@ -161,13 +166,20 @@ export class MatrixFrontEnd {
 
   /** An invited person's join, seen once (restarts replay the timeline). */
   private async onMember(event: MatrixEvent, room: Room): Promise<void> {
-    const { onJoined, db, clock } = this.d;
+    const { onJoined } = this.d;
     const clan = this.bindings.clanOf(room.roomId);
     const userId = event.getStateKey();
     const eventId = event.getId();
     if (!onJoined || !clan || !userId || !eventId || eventId.startsWith("~")) return;
     if (event.getContent()["membership"] !== KnownMembership.Join || event.getPrevContent()["membership"] !== KnownMembership.Invite) return;
-    if (await claimEvent(db, eventId, clan, clock.now())) await onJoined(clan, userId);
+    if (await this.claimStored(eventId, clan, event.getTs())) await onJoined(clan, userId);
+  }
+
+  /** Claims an event and waits until the claim is stored: for what need not answer at once. */
+  private async claimStored(eventId: string, clan: string, sentAt: number): Promise<boolean> {
+    const claim = await this.d.claims.claim(eventId, clan, sentAt, this.d.clock.now());
+    if (claim.fresh) await claim.stored;
+    return claim.fresh;
   }
 
   /** Reactions answer questions (confirmations); they are never commands. */

@@ -3,6 +3,7 @@ import { HANDLED_EVENT_RETENTION_MS, type App } from "../app.ts";
 import { ConfigError } from "../config.ts";
 import { JoinServer } from "../web/join-server.ts";
 import { MatrixFrontEnd } from "./matrix-front-end.ts";
+import { EventClaims } from "../../storage/handled-events.ts";
 import { PersistentSyncStore } from "./persistent-sync-store.ts";
 import { routeSdkGlobalLogger, sdkLogger } from "./sdk-logger.ts";
 import { createSendScheduler } from "./send-scheduler.ts";
@@ -51,7 +52,7 @@ export async function runMatrix(app: App): Promise<number> {
   const frontEnd = new MatrixFrontEnd({
     client,
     dispatcher: app.dispatcher,
-    db,
+    claims: await EventClaims.load(db, clock.now()),
     clock,
     log,
     clans: app.clans,
