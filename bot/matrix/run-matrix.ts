@@ -5,6 +5,7 @@ import { JoinServer } from "../web/join-server.ts";
 import { MatrixFrontEnd } from "./matrix-front-end.ts";
 import { EventClaims } from "../../storage/handled-events.ts";
 import { PersistentSyncStore } from "./persistent-sync-store.ts";
+import { keepLiveTimelinesShort } from "./short-timelines.ts";
 import { routeSdkGlobalLogger, sdkLogger } from "./sdk-logger.ts";
 import { createSendScheduler } from "./send-scheduler.ts";
 import { establishSession, LoginError } from "./session.ts";
@@ -47,6 +48,7 @@ export async function runMatrix(app: App): Promise<number> {
     scheduler: createSendScheduler(),
     logger: sdkLogger(log),
   });
+  keepLiveTimelinesShort(client);
   // Enough timeline per sync that commands sent during an outage arrive with the catch-up sync.
   const filter = Filter.fromJson(session.userId, "clanbot", { room: { timeline: { limit: 100 } } });
   const frontEnd = new MatrixFrontEnd({
