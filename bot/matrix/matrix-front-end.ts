@@ -22,6 +22,7 @@ import type { Dispatcher } from "../dispatcher.ts";
 import { RoomInviteError } from "../invite-service.ts";
 import type { Logger } from "../logger.ts";
 import type { Message } from "../../commands/format.ts";
+import { Concurrency } from "./concurrency.ts";
 import { powerLevelOf } from "./power-levels.ts";
 import { ReactionWaiters } from "./reaction-waiters.ts";
 import { ReplyWaiters } from "./reply-waiters.ts";
@@ -54,6 +55,8 @@ export class MatrixFrontEnd {
   private readonly intake = new Set<Promise<void>>();
   private readonly waiters = new ReactionWaiters();
   private readonly replies = new ReplyWaiters();
+  /** Invites are joined and greeted a few at a time (see Concurrency). */
+  private readonly invites = new Concurrency(32);
   private closed = false;
 
   constructor(deps: FrontEndDeps) {
@@ -70,7 +73,7 @@ export class MatrixFrontEnd {
       this.track(this.onTimelineEvent(event, room));
     });
     client.on(RoomEvent.MyMembership, (room, membership) => {
-      if (membership === KnownMembership.Invite) this.track(this.onInvite(room));
+      if (membership === KnownMembership.Invite) this.track(this.invites.run(() => this.onInvite(room)));
     });
     let lostAt: number | undefined;
     client.on(ClientEvent.Sync, (state, _prev, data) => {
@@ -229,7 +232,7 @@ export class MatrixFrontEnd {
       });
       return;
     }
-    await client.joinRoom(room.roomId);
+    await this.join(room.roomId);
     log.info({ room: room.roomId, clan, inviter }, "joined a clan room");
     await client.sendEvent(
       room.roomId,
@@ -241,6 +244,14 @@ export class MatrixFrontEnd {
     );
   }
 
+  /**
+   * Joins a room by its id. Not the SDK's joinRoom: that builds a whole Room (and a SyncApi) for its
+   * return value, which the bot does not use; the room in the client's store is updated by the sync.
+   */
+  private async join(roomId: string): Promise<void> {
+    await this.d.client.http.authedRequest(Method.Post, `/join/${encodeURIComponent(roomId)}`, undefined, {});
+  }
+
   /** At start: accept pending invites to clan rooms, and try to join clan rooms the bot is not in. */
   private async joinConfiguredRooms(): Promise<void> {
     const { client, log } = this.d;
@@ -248,7 +259,7 @@ export class MatrixFrontEnd {
       const membership = client.getRoom(roomId)?.getMyMembership();
       if (membership === KnownMembership.Join) continue;
       try {
-        await client.joinRoom(roomId);
+        await this.join(roomId);
         log.info({ room: roomId }, "joined a clan room at start");
       } catch (err) {
         log.warn({ room: roomId, err: (err as Error).message }, "not in a clan room and cannot join it: invite the bot");
