@@ -83,7 +83,14 @@ buildNpmPackage {
   # - node-gyp itself (an optional dependency of sqlite3, so not pruned as a dev
   #   dependency) has Python scripts whose patched shebangs name python3; nothing
   #   uses it once the addon is built.
+  #
+  # The wrapper npmInstallHook wrote runs node without the V8 heap flags the bot is meant to run
+  # with (package.json's config.nodeFlags, which `npm start` passes too); it is written again
+  # with them, so the NixOS module's service and a plain `clanbot` both get them.
   postInstall = ''
+    makeWrapper ${lib.getExe nodejs_24} $out/bin/clanbot \
+      --add-flags ${lib.escapeShellArg packageJSON.config.nodeFlags} \
+      --add-flags $out/lib/node_modules/clanbot/dist/bot/main.js
     modules=$out/lib/node_modules/clanbot/node_modules
     find "$modules/sqlite3/build" -mindepth 1 -maxdepth 1 ! -name Release -exec rm -rf {} +
     find "$modules/sqlite3/build/Release" -mindepth 1 -maxdepth 1 ! -name node_sqlite3.node -exec rm -rf {} +

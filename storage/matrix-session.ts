@@ -22,20 +22,60 @@ export async function saveSession(db: Db, homeserver: string, s: MatrixSession):
   );
 }
 
-export async function loadSyncState(db: Db, userId: string): Promise<{ nextBatch: string; data: string } | undefined> {
-  const row = await db.get<{ next_batch: string; data: string }>("SELECT next_batch, data FROM sync_state WHERE user_id = ?", [userId]);
-  return row && { nextBatch: row.next_batch, data: row.data };
+export interface SavedSyncState {
+  nextBatch: string;
+  /** What is saved for the whole account (JSON). */
+  data: string;
+  /** What is saved for each room (JSON). */
+  rooms: Array<{ roomId: string; data: string }>;
 }
 
-export async function saveSyncState(db: Db, userId: string, nextBatch: string, data: string, now: number): Promise<void> {
-  await db.run(
-    `INSERT INTO sync_state (user_id, next_batch, data, saved_at) VALUES (?, ?, ?, ?)
-     ON CONFLICT (user_id) DO UPDATE SET next_batch = excluded.next_batch, data = excluded.data, saved_at = excluded.saved_at`,
-    [userId, nextBatch, data, now],
-  );
+export async function loadSyncState(db: Db, userId: string): Promise<SavedSyncState | undefined> {
+  const row = await db.get<{ next_batch: string; data: string }>("SELECT next_batch, data FROM sync_state WHERE user_id = ?", [userId]);
+  if (!row) return undefined;
+  const rooms = await db.all<{ room_id: string; data: string }>("SELECT room_id, data FROM sync_rooms WHERE user_id = ?", [userId]);
+  return { nextBatch: row.next_batch, data: row.data, rooms: rooms.map((r) => ({ roomId: r.room_id, data: r.data })) };
+}
+
+/** The position to resume from, without reading the rooms. */
+export async function loadSyncToken(db: Db, userId: string): Promise<string | undefined> {
+  return (await db.get<{ next_batch: string }>("SELECT next_batch FROM sync_state WHERE user_id = ?", [userId]))?.next_batch;
+}
+
+/**
+ * Saves the position, the account's part and the rooms that changed (`data` undefined: the room is
+ * gone), in one transaction: a restart never resumes from a position the rooms do not match.
+ */
+export async function saveSyncState(
+  db: Db,
+  userId: string,
+  s: { nextBatch: string; data: string; rooms: Array<{ roomId: string; data: string | undefined }> },
+  now: number,
+): Promise<void> {
+  await db.transaction(async (q) => {
+    for (const room of s.rooms) {
+      if (room.data === undefined) {
+        await q.run("DELETE FROM sync_rooms WHERE user_id = ? AND room_id = ?", [userId, room.roomId]);
+      } else {
+        await q.run(
+          `INSERT INTO sync_rooms (user_id, room_id, data) VALUES (?, ?, ?)
+           ON CONFLICT (user_id, room_id) DO UPDATE SET data = excluded.data`,
+          [userId, room.roomId, room.data],
+        );
+      }
+    }
+    await q.run(
+      `INSERT INTO sync_state (user_id, next_batch, data, saved_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (user_id) DO UPDATE SET next_batch = excluded.next_batch, data = excluded.data, saved_at = excluded.saved_at`,
+      [userId, s.nextBatch, s.data, now],
+    );
+  });
 }
 
 /** A new login (new device) must not resume another device's sync. */
 export async function clearSyncState(db: Db, userId: string): Promise<void> {
-  await db.run("DELETE FROM sync_state WHERE user_id = ?", [userId]);
+  await db.transaction(async (q) => {
+    await q.run("DELETE FROM sync_rooms WHERE user_id = ?", [userId]);
+    await q.run("DELETE FROM sync_state WHERE user_id = ?", [userId]);
+  });
 }

@@ -217,6 +217,17 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (clan, machine)
   ) WITHOUT ROWID;
   `,
+  `
+  -- The accumulated sync, one row a room (sync_state keeps the position and the account data), so
+  -- a save writes the rooms that changed since the last one instead of every room as one string.
+  -- sync_state.data of an older version still holds all rooms; the next save moves them here.
+  CREATE TABLE sync_rooms (
+    user_id TEXT NOT NULL,
+    room_id TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (user_id, room_id)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 export async function migrate(db: Db, migrations: readonly string[] = MIGRATIONS): Promise<number> {

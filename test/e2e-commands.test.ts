@@ -98,3 +98,11 @@ test("an invite to a room no clan is bound to is declined", async () => {
   );
   assert.match(leave.getContent().reason as string, /only joins the rooms its configuration binds to a clan/);
 });
+
+test("after a long chat (more events than the bot keeps of a room's timeline) it still knows names, power levels and its join", async () => {
+  for (let i = 0; i < 60; i++) await say(w.alice, w.roomId, `chatter ${i}`);
+  const id = await say(w.alice, w.roomId, "clanbot: whoami");
+  assert.match((await waitForReply(w.alice, w.roomId, id)).getContent().body as string, /power level 100, admin/);
+  const again = await say(w.alice, w.roomId, "!whoami");
+  await waitForReaction(w.alice, w.roomId, again, "✅");
+});

@@ -50,7 +50,12 @@ export async function runMatrix(app: App): Promise<number> {
   });
   keepLiveTimelinesShort(client);
   // Enough timeline per sync that commands sent during an outage arrive with the catch-up sync.
-  const filter = Filter.fromJson(session.userId, "clanbot", { room: { timeline: { limit: 100 } } });
+  // Nothing the bot does not read: no presence, typing notices or read receipts (every member's
+  // client sends receipts, in every room the bot is in), no per-room account data.
+  const filter = Filter.fromJson(session.userId, "clanbot", {
+    presence: { types: [] },
+    room: { timeline: { limit: 100 }, ephemeral: { types: [] }, account_data: { types: [] } },
+  });
   const frontEnd = new MatrixFrontEnd({
     client,
     dispatcher: app.dispatcher,

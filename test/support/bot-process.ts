@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
 
 const root = new URL("../..", import.meta.url).pathname;
 export const MAIN = join(root, "bot/main.ts");
+/** The V8 flags the bot runs with (package.json's config.nodeFlags: `npm start` and the Nix package pass them too). */
+export const NODE_FLAGS = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { config: { nodeFlags: string } }).config.nodeFlags;
 
 export interface BotProcess {
   proc: ChildProcess;
@@ -23,11 +26,22 @@ export async function writeConfig(dir: string, config: Record<string, unknown>, 
   return path;
 }
 
-/** Starts the real bot (bot/main.ts on this Node) as a child process, as a user would. */
+/**
+ * The bot's V8 flags as command-line arguments, as `npm start` passes them (so the clan processes
+ * the bot starts do not inherit them); a flag that NODE_OPTIONS sets too (a benchmark trying
+ * another value) is left out, so that NODE_OPTIONS decides it.
+ */
+function nodeFlags(nodeOptions: string | undefined): string[] {
+  const overridden = new Set((nodeOptions ?? "").split(/\s+/).map((f) => f.split("=")[0]));
+  return NODE_FLAGS.split(/\s+/).filter((f) => f !== "" && !overridden.has(f.split("=")[0]));
+}
+
+/** Starts the real bot (bot/main.ts on this Node, with its V8 flags) as a child process, as a user would. */
 export function startBot(configPath: string, opts: { cwd?: string; env?: Record<string, string> } = {}): BotProcess {
-  const proc = spawn(process.execPath, [MAIN, "--config", configPath], {
+  const env = { ...process.env, ...opts.env };
+  const proc = spawn(process.execPath, [...nodeFlags(env["NODE_OPTIONS"]), MAIN, "--config", configPath], {
     cwd: opts.cwd ?? root,
-    env: { ...process.env, ...opts.env },
+    env,
     stdio: ["ignore", "pipe", "pipe"],
   });
   const log: string[] = [];
