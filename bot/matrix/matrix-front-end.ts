@@ -35,8 +35,6 @@ import { RoomBindings } from "./room-bindings.ts";
  */
 const ACTED_ON = new Set<string>([EventType.RoomMessage, EventType.RoomMessageEncrypted, EventType.Reaction, EventType.RoomMember]);
 
-/** A room's live timeline longer than this is dropped (see trimTimelines). */
-const TIMELINE_KEEP = 50;
 
 export interface FrontEndDeps {
   client: MatrixClient;
@@ -69,8 +67,6 @@ export class MatrixFrontEnd {
   private readonly invites = new Concurrency(32);
   /** Rooms whose invite is being answered (joined and greeted), so the start does not join them too. */
   private readonly inviting = new Set<string>();
-  /** Rooms whose live timeline grew since the last sync. */
-  private readonly grown = new Set<Room>();
   private closed = false;
 
   constructor(deps: FrontEndDeps) {
@@ -83,9 +79,7 @@ export class MatrixFrontEnd {
     const { client, log } = this.d;
     for (const f of await this.bindings.resolvePending()) log.warn(f, "could not resolve a clan room alias yet; will retry on invite");
     client.on(RoomEvent.Timeline, (event, room, toStartOfTimeline, removed) => {
-      if (toStartOfTimeline || removed || !room) return;
-      this.grown.add(room);
-      if (this.closed || event.getSender() === this.me || !ACTED_ON.has(event.getType())) return;
+      if (toStartOfTimeline || removed || !room || this.closed || event.getSender() === this.me || !ACTED_ON.has(event.getType())) return;
       this.track(this.onTimelineEvent(event, room));
     });
     client.on(RoomEvent.MyMembership, (room, membership) => {
@@ -95,7 +89,6 @@ export class MatrixFrontEnd {
     });
     let lostAt: number | undefined;
     client.on(ClientEvent.Sync, (state, _prev, data) => {
-      if (state === SyncState.Syncing) this.trimTimelines();
       if (state === SyncState.Error && lostAt === undefined) {
         lostAt = this.d.clock.now();
         log.warn({ err: data?.error?.message }, "lost the homeserver; the SDK keeps retrying");
@@ -130,22 +123,6 @@ export class MatrixFrontEnd {
     await Promise.allSettled([...this.intake]);
     await this.d.dispatcher.drain(graceMs);
     this.d.client.stopClient();
-  }
-
-  /**
-   * The SDK keeps every event of a room's live timeline for as long as the client runs, so a room
-   * that chats all day grows the bot all day. The bot reads each event once, as it arrives, and
-   * otherwise needs the room's state (members, power levels), which the timeline's end state keeps.
-   * A live timeline longer than TIMELINE_KEEP is dropped the way the SDK drops it itself after a gap
-   * in the sync: a new, empty live timeline starts from the current state, older ones are forgotten
-   * (without timeline support the SDK keeps no other timelines). Done after a sync has been
-   * processed, not while the SDK is adding that sync's events.
-   */
-  private trimTimelines(): void {
-    for (const room of this.grown) {
-      if (room.getLiveTimeline().getEvents().length > TIMELINE_KEEP) room.resetLiveTimeline(null, null);
-    }
-    this.grown.clear();
   }
 
   private track(p: Promise<void>): void {
