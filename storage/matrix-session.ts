@@ -22,6 +22,9 @@ export async function saveSession(db: Db, homeserver: string, s: MatrixSession):
   );
 }
 
+/** Well under SQLite's limit of 32,766 parameters a statement. */
+const ROOMS_PER_STATEMENT = 500;
+
 export interface SavedSyncState {
   nextBatch: string;
   /** What is saved for the whole account (JSON). */
@@ -52,17 +55,22 @@ export async function saveSyncState(
   s: { nextBatch: string; data: string; rooms: Array<{ roomId: string; data: string | undefined }> },
   now: number,
 ): Promise<void> {
+  const written = s.rooms.filter((r): r is { roomId: string; data: string } => r.data !== undefined);
+  const gone = s.rooms.filter((r) => r.data === undefined).map((r) => r.roomId);
   await db.transaction(async (q) => {
-    for (const room of s.rooms) {
-      if (room.data === undefined) {
-        await q.run("DELETE FROM sync_rooms WHERE user_id = ? AND room_id = ?", [userId, room.roomId]);
-      } else {
-        await q.run(
-          `INSERT INTO sync_rooms (user_id, room_id, data) VALUES (?, ?, ?)
-           ON CONFLICT (user_id, room_id) DO UPDATE SET data = excluded.data`,
-          [userId, room.roomId, room.data],
-        );
-      }
+    // Many rooms to a statement: the SDK waits for the save before its next sync, and a first start
+    // in 1,000 rooms saves them all; one statement a room took seconds through the shared queue.
+    for (let i = 0; i < written.length; i += ROOMS_PER_STATEMENT) {
+      const chunk = written.slice(i, i + ROOMS_PER_STATEMENT);
+      await q.run(
+        `INSERT INTO sync_rooms (user_id, room_id, data) VALUES ${chunk.map(() => "(?, ?, ?)").join(", ")}
+         ON CONFLICT (user_id, room_id) DO UPDATE SET data = excluded.data`,
+        chunk.flatMap((r) => [userId, r.roomId, r.data]),
+      );
+    }
+    for (let i = 0; i < gone.length; i += ROOMS_PER_STATEMENT) {
+      const chunk = gone.slice(i, i + ROOMS_PER_STATEMENT);
+      await q.run(`DELETE FROM sync_rooms WHERE user_id = ? AND room_id IN (${chunk.map(() => "?").join(", ")})`, [userId, ...chunk]);
     }
     await q.run(
       `INSERT INTO sync_state (user_id, next_batch, data, saved_at) VALUES (?, ?, ?, ?)
