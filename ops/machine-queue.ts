@@ -130,4 +130,14 @@ export class Slots {
       this.waiting.push(waiter);
     });
   }
+
+  /** Runs `task` in a slot once one is free, and gives the slot back when it ends, however it ends. */
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    const release = await this.acquire();
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  }
 }

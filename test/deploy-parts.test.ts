@@ -244,6 +244,14 @@ test("Slots hands freed slots to waiters in the order they asked", async () => {
   assert.equal(slots.inUse, 0);
 });
 
+test("Slots.run gives its slot back when the task fails, so the next task runs", async () => {
+  const slots = new Slots(1);
+  await assert.rejects(slots.run(async () => Promise.reject(new Error("join refused"))), /join refused/);
+  assert.equal(slots.inUse, 0);
+  assert.equal(await slots.run(async () => "greeted"), "greeted");
+  assert.equal(slots.inUse, 0);
+});
+
 test("an aborted waiter is refused and does not take the slot it was waiting for", { timeout: 5_000 }, async () => {
   const slots = new Slots(1);
   const hold = await slots.acquire();

@@ -21,7 +21,7 @@ import type { Dispatcher } from "../dispatcher.ts";
 import { RoomInviteError } from "../invite-service.ts";
 import type { Logger } from "../logger.ts";
 import type { Message } from "../../commands/format.ts";
-import { Concurrency } from "./concurrency.ts";
+import { Slots } from "../../ops/machine-queue.ts";
 import { powerLevelOf } from "./power-levels.ts";
 import { ReactionWaiters } from "./reaction-waiters.ts";
 import { ReplyWaiters } from "./reply-waiters.ts";
@@ -34,7 +34,6 @@ import { RoomBindings } from "./room-bindings.ts";
  * 1,000 rooms brings some 10,000 state events in one sync, none of which the bot acts on.
  */
 const ACTED_ON = new Set<string>([EventType.RoomMessage, EventType.RoomMessageEncrypted, EventType.Reaction, EventType.RoomMember]);
-
 
 export interface FrontEndDeps {
   client: MatrixClient;
@@ -63,8 +62,11 @@ export class MatrixFrontEnd {
   private readonly intake = new Set<Promise<void>>();
   private readonly waiters = new ReactionWaiters();
   private readonly replies = new ReplyWaiters();
-  /** Invites are joined and greeted a few at a time (see Concurrency). */
-  private readonly invites = new Concurrency(32);
+  /**
+   * Invites are joined and greeted a few at a time: at start a bot may be invited into a thousand
+   * rooms at once, and hundreds of requests in flight (sockets, buffers, promises) pile up in memory.
+   */
+  private readonly invites = new Slots(32);
   /** Rooms whose invite is being answered (joined and greeted), so the start does not join them too. */
   private readonly inviting = new Set<string>();
   private closed = false;
@@ -136,7 +138,7 @@ export class MatrixFrontEnd {
     // Encrypted rooms: the hook where decryption plugs in. A plain event goes on without waiting, so
     // that a new command's 👀 leaves within the SDK's own handling of the sync.
     if (event.isEncrypted()) await client.decryptEventIfNeeded(event);
-    if (event.getSender() === this.me || event.isRedacted()) return;
+    if (event.isRedacted()) return;
     if (event.getType() === EventType.Reaction) return this.onReaction(event);
     if (event.getType() === EventType.RoomMember) return this.onMember(event, room);
     if (event.getType() !== EventType.RoomMessage) return;
