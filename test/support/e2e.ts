@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { KnownMembership, Preset, type MatrixClient } from "matrix-js-sdk";
 import { startBot, writeConfig, type BotProcess } from "./bot-process.ts";
 import { fakeClanPath, makeFlake, type FakeClanFixture } from "./fake-clan-fixture.ts";
+import { bootstrapCrossSigning } from "./e2ee-client.ts";
 import { humanClient, startHomeserver, stopClient, type TestHomeserver } from "./homeserver.ts";
 import { waitForEvent } from "./matrix-wait.ts";
 import { tempDir } from "./temp-dir.ts";
@@ -45,13 +46,37 @@ export async function world(
     config?: (base: Record<string, unknown>) => Record<string, unknown>;
     /** More environment for the bot (and so the fake clan): FAKE_CLAN_RELEASE=25.11 gives it `clan vms`. */
     env?: Record<string, string>;
+    /**
+     * An encrypted room (megolm), and people whose clients run Rust crypto, cross-signed, excluding
+     * insecure devices as modern Element does.
+     */
+    encrypted?: boolean;
   } = {},
 ): Promise<World> {
   const hs = await startHomeserver();
+  const processes: BotProcess[] = [];
+  const humans: MatrixClient[] = [];
+  // Registered first, so that a set-up that fails half-way still stops what it started.
+  after(async () => {
+    await Promise.all(processes.map((p) => p.stop("SIGKILL")));
+    await Promise.all(humans.map(stopClient));
+    await hs.close();
+  });
   const dir = await tempDir();
   const bot = await hs.createUser("clanbot", "pw-bot");
-  const alice = await humanClient(hs, "alice");
-  const { room_id: roomId } = await alice.createRoom({ name: "Family", preset: Preset.PrivateChat, invite: [bot.userId] });
+  const human = async (localpart: string): Promise<MatrixClient> => {
+    const c = await humanClient(hs, localpart, opts.encrypted ? { rustCrypto: true, onlySignedDevices: true } : {});
+    humans.push(c);
+    if (opts.encrypted) await bootstrapCrossSigning(c, `pw-${localpart}`);
+    return c;
+  };
+  const alice = await human("alice");
+  const { room_id: roomId } = await alice.createRoom({
+    name: "Family",
+    preset: Preset.PrivateChat,
+    invite: [bot.userId],
+    ...(opts.encrypted ? { initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }] } : {}),
+  });
   const flake = await makeFlake(join(dir, "family"), opts.fixture ?? FAMILY);
   const clanLog = join(dir, "clan-invocations.jsonl");
   const base = {
@@ -63,18 +88,11 @@ export async function world(
   };
   const config = opts.config ? opts.config(base) : base;
   const configPath = await writeConfig(dir, config);
-  const processes: BotProcess[] = [];
   const launch = (path: string): BotProcess => {
     const p = startBot(path, { env: { ...opts.env, FAKE_CLAN_LOG: clanLog } });
     processes.push(p);
     return p;
   };
-  const humans: MatrixClient[] = [alice];
-  after(async () => {
-    await Promise.all(processes.map((p) => p.stop("SIGKILL")));
-    await Promise.all(humans.map(stopClient));
-    await hs.close();
-  });
   const w: World = {
     hs,
     dir,
@@ -90,8 +108,7 @@ export async function world(
       return launch(c ? await writeConfig(dir, c, `config-${processes.length}.yaml`) : configPath);
     },
     async person(localpart) {
-      const c = await humanClient(hs, localpart);
-      humans.push(c);
+      const c = await human(localpart);
       await alice.invite(roomId, c.getSafeUserId());
       await c.joinRoom(roomId);
       return c;
