@@ -18,6 +18,7 @@ const w: World = await world({
     ...base,
     matrix: { ...(base["matrix"] as object), undecryptableGrace: "2s" },
     web: { listen: "127.0.0.1:0", publicUrl: "https://join.example.org" },
+    deploy: { confirmAbove: 1 },
   }),
 });
 
@@ -67,8 +68,8 @@ test("a join code's QR image is an encrypted attachment that the person's client
 });
 
 test("a deploy's log file is an encrypted attachment; a ✅ confirmation works on an encrypted question", async () => {
-  const id = await say(w.alice, w.roomId, "!deploy all");
-  const question = await waitForEvent(w.alice, w.roomId, (e) => e.replyEventId === id && /React with ✅/.test(String(e.getContent().body)), 15_000, "the question");
+  const id = await say(w.alice, w.roomId, "!deploy laptop nas");
+  const question = await waitForEvent(w.alice, w.roomId, (e) => e.replyEventId === id && /react with ✅/.test(String(e.getContent().body)), 15_000, "the question");
   await w.alice.sendEvent(w.roomId, EventType.Reaction, { "m.relates_to": { rel_type: RelationType.Annotation, event_id: question.getId() as string, key: "✅" } });
   assert.equal(await waitForOutcome(w.alice, w.roomId, id, 60_000), "✅");
   const log = await waitForEvent(w.alice, w.roomId, (e) => e.getContent().msgtype === "m.file" && e.replyEventId === id, 15_000, "the log file");
@@ -83,8 +84,15 @@ test("a person who joins later, and a second device of a person, read the bot's 
   assert.match(reply.getContent().body as string, /power level 0/);
   const bob2 = await humanClient(w.hs, "bob", { rustCrypto: true, onlySignedDevices: true, newDevice: true });
   try {
-    await bob.getCrypto()?.crossSignDevice(bob2.getDeviceId() as string);
-    const id2 = await say(bob2, w.roomId, "!whoami");
+    const bob2Device = bob2.getDeviceId() as string;
+    await eventually("bob's first device to see his second", async () => {
+      const devices = await bob.getCrypto()?.getUserDeviceInfo([bob.getSafeUserId()], true);
+      return devices?.get(bob.getSafeUserId())?.has(bob2Device) === true;
+    });
+    await bob.getCrypto()?.crossSignDevice(bob2Device);
+    await eventually("the room's encryption to reach bob's second device", async () => (await bob2.getCrypto()?.isEncryptionEnabledInRoom(w.roomId)) === true);
+    // bob asks from his first device; the bot's answer is read on the second one too.
+    const id2 = await say(bob, w.roomId, "!whoami");
     const reply2 = await waitForReply(bob2, w.roomId, id2, 15_000);
     assert.ok(!reply2.isDecryptionFailure());
     assert.match(reply2.getContent().body as string, /power level 0/);

@@ -1,5 +1,5 @@
 import { chmod, open, readFile, rename } from "node:fs/promises";
-import type { AuthDict, MatrixClient, MatrixError, UIAuthCallback } from "matrix-js-sdk";
+import { Method, type AuthDict, type MatrixClient, type MatrixError, type UIAuthCallback } from "matrix-js-sdk";
 import type { Logger } from "../logger.ts";
 import { CryptoStateError, deviceHasKeys } from "./device-crypto.ts";
 
@@ -69,7 +69,7 @@ function authWith(userId: string, password: string | undefined): UIAuthCallback<
 export async function ensureCrossSigned(client: MatrixClient, o: CrossSigningOptions): Promise<void> {
   const crypto = client.getCrypto();
   if (!crypto?.exportSecretsBundle || !crypto.importSecretsBundle) throw new Error("the Rust crypto is not initialised");
-  const signed = async (): Promise<boolean> => (await crypto.getDeviceVerificationStatus(o.userId, o.deviceId))?.signedByOwner === true;
+  const signed = (): Promise<boolean> => signedOnServer(client, o.userId, o.deviceId);
   const status = await crypto.getCrossSigningStatus();
   const haveKeys = status.privateKeysCachedLocally.masterKey && status.privateKeysCachedLocally.selfSigningKey;
   if (haveKeys && (await signed())) {
@@ -111,4 +111,20 @@ async function publishDeviceKeys(client: MatrixClient, o: CrossSigningOptions, t
     if (Date.now() > deadline) throw new CryptoStateError(`the homeserver did not take the identity keys of device ${o.deviceId}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+type KeysQuery = {
+  device_keys?: Record<string, Record<string, { signatures?: Record<string, Record<string, string>> }>>;
+  self_signing_keys?: Record<string, { keys?: Record<string, string> }>;
+};
+
+/**
+ * Whether the homeserver shows the device signed by the account's self-signing key: what other
+ * people's clients check (the crypto's own view of its device lags until it queries its keys again).
+ */
+async function signedOnServer(client: MatrixClient, userId: string, deviceId: string): Promise<boolean> {
+  const res = await client.http.authedRequest<KeysQuery>(Method.Post, "/keys/query", undefined, { device_keys: { [userId]: [deviceId] } });
+  const ssk = Object.keys(res.self_signing_keys?.[userId]?.keys ?? {});
+  const signatures = Object.keys(res.device_keys?.[userId]?.[deviceId]?.signatures?.[userId] ?? {});
+  return ssk.length > 0 && ssk.every((k) => signatures.includes(k));
 }

@@ -230,9 +230,10 @@ export class MatrixFrontEnd {
     const key = `${room.roomId}|${sender}`;
     const now = this.d.clock.now();
     if (now - (this.toldUndecryptable.get(key) ?? -Infinity) < UNDECRYPTABLE_NOTICE_EVERY_MS) return;
+    // Taken before anything is awaited: the messages of a flood reach this point together.
+    this.toldUndecryptable.set(key, now);
     // A restart replays the event: the notice is claimed like a command, under its own id.
     if (!(await this.claimStored(`${eventId}#undecryptable`, clan, event.getTs()))) return;
-    this.toldUndecryptable.set(key, now);
     this.d.log.warn({ room: room.roomId, sender, eventId, reason: event.decryptionFailureReason }, "cannot decrypt a message");
     const name = room.getMember(sender)?.name ?? sender;
     await new MatrixReplyChannel(this.sending, room.roomId, eventId).reply(undecryptableNotice(name, sender, event.decryptionFailureReason));

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { KnownMembership, Preset, type MatrixClient } from "matrix-js-sdk";
 import { startBot, writeConfig, type BotProcess } from "./bot-process.ts";
 import { fakeClanPath, makeFlake, type FakeClanFixture } from "./fake-clan-fixture.ts";
-import { bootstrapCrossSigning } from "./e2ee-client.ts";
+import { bootstrapCrossSigning, eventually } from "./e2ee-client.ts";
 import { humanClient, startHomeserver, stopClient, type TestHomeserver } from "./homeserver.ts";
 import { waitForEvent } from "./matrix-wait.ts";
 import { tempDir } from "./temp-dir.ts";
@@ -111,6 +111,8 @@ export async function world(
       const c = await human(localpart);
       await alice.invite(roomId, c.getSafeUserId());
       await c.joinRoom(roomId);
+      // In an encrypted room, a client can send only once its crypto knows the room's settings.
+      if (opts.encrypted) await eventually("the room's encryption to reach the new client", async () => (await c.getCrypto()?.isEncryptionEnabledInRoom(roomId)) === true);
       return c;
     },
   };
