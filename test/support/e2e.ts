@@ -20,6 +20,8 @@ export interface World {
   hs: TestHomeserver;
   dir: string;
   botUserId: string;
+  /** The access token (and its device) the homeserver made for the bot's account; the config logs in with the password. */
+  botLogin: { accessToken: string; deviceId: string };
   /** Room creator, power level 100. */
   alice: MatrixClient;
   roomId: string;
@@ -51,6 +53,8 @@ export async function world(
      * insecure devices as modern Element does.
      */
     encrypted?: boolean;
+    /** People's clients run Rust crypto (cross-signed) but the room starts unencrypted. */
+    cryptoClients?: boolean;
   } = {},
 ): Promise<World> {
   const hs = await startHomeserver();
@@ -65,9 +69,10 @@ export async function world(
   const dir = await tempDir();
   const bot = await hs.createUser("clanbot", "pw-bot");
   const human = async (localpart: string): Promise<MatrixClient> => {
-    const c = await humanClient(hs, localpart, opts.encrypted ? { rustCrypto: true, onlySignedDevices: true } : {});
+    const crypto = opts.encrypted || opts.cryptoClients;
+    const c = await humanClient(hs, localpart, crypto ? { rustCrypto: true, onlySignedDevices: true } : {});
     humans.push(c);
-    if (opts.encrypted) await bootstrapCrossSigning(c, `pw-${localpart}`);
+    if (crypto) await bootstrapCrossSigning(c, `pw-${localpart}`);
     return c;
   };
   const alice = await human("alice");
@@ -97,6 +102,7 @@ export async function world(
     hs,
     dir,
     botUserId: bot.userId,
+    botLogin: { accessToken: bot.accessToken, deviceId: bot.deviceId },
     alice,
     roomId,
     flake,
