@@ -23,6 +23,7 @@ import { BackupScheduler, type ScheduledClan } from "./backup-scheduler.ts";
 import { BackupWatch } from "./backup-watch.ts";
 import { InviteService } from "./invite-service.ts";
 import { announceInterrupted, recoverDeploys, type ClanPoster } from "./deploy-recovery.ts";
+import { CommandLimit } from "./command-limit.ts";
 import { Dispatcher, type ClanRuntime } from "./dispatcher.ts";
 import type { Logger } from "./logger.ts";
 
@@ -169,6 +170,11 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     maxCommandAgeMs: config.matrix?.maxCommandAge ?? 15 * 60_000,
     confirmTimeoutMs: config.commands.confirmTimeout,
     installReplyTimeoutMs: config.install.replyTimeout,
+    limit: new CommandLimit({
+      requests: config.commands.rateLimit.requests,
+      windowMs: config.commands.rateLimit.window,
+      exempt: config.commands.rateLimit.exempt,
+    }),
   });
   await scheduler.start();
   watch.start();

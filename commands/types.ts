@@ -76,7 +76,8 @@ export interface ClanView {
   machines(signal: AbortSignal, fresh?: boolean): Promise<Machine[]>;
 }
 
-export type AuditResult = "running" | "ok" | "failed" | "refused" | "expired" | "error" | "interrupted";
+/** `limited`: not run, the sender was over the command limit (answered once per window). */
+export type AuditResult = "running" | "ok" | "failed" | "refused" | "limited" | "expired" | "error" | "interrupted";
 
 export interface AuditEntry {
   readonly id: number;
