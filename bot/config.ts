@@ -89,6 +89,8 @@ export const configSchema = z
         timeout: duration("5m"),
         /** How long an inventory read is reused before the flake is evaluated again. */
         inventoryCacheTtl: duration("5m"),
+        /** Quick clan processes (inventory reads, backup lists) at once, per clan; more wait in line. */
+        parallel: z.number().int().min(1).max(64).default(2),
       })
       .prefault({}),
     nix: z.strictObject({ command: z.string().min(1).default("nix") }).prefault({}),
