@@ -9,6 +9,7 @@ import {
   RelationType,
   RoomEvent,
   SyncState,
+  type IEvent,
   type MatrixClient,
   type MatrixError,
   type MatrixEvent,
@@ -36,6 +37,11 @@ import { undecryptableNotice } from "./undecryptable.ts";
  * reaction). Others, and the bot's own events, are passed over before any work starts: joining
  * 1,000 rooms brings some 10,000 state events in one sync, none of which the bot acts on.
  */
+/** A gap is read back to this long before the last sync (clocks of bot and homeserver differ). */
+const GAP_MARGIN_MS = 5 * 60_000;
+/** At most this many pages of 100 events are read back through one gap. */
+const GAP_MAX_PAGES = 50;
+
 /** One "could not read your message" per person and room in this time, however many messages. */
 const UNDECRYPTABLE_NOTICE_EVERY_MS = 3600_000;
 
@@ -56,6 +62,8 @@ export interface FrontEndDeps {
   ignoreOlderThanMs: number;
   /** How long an encrypted message may wait for its key before the room is told it could not be read. */
   undecryptableGraceMs: number;
+  /** Until when the bot had seen its rooms' events (its last sync before this start), bot clock. */
+  seenUntil: number;
   /** Someone invited into a clan's room joined it (the join codes tell the room which code brought them). */
   onJoined?: (clan: string, userId: string) => Promise<void>;
 }
@@ -83,10 +91,13 @@ export class MatrixFrontEnd {
   /** When each person was last told in a room that a message of theirs could not be read ("room|sender"). */
   private readonly toldUndecryptable = new Map<string, number>();
   private readonly graceTimers = new Set<NodeJS.Timeout>();
+  /** When the last sync went through: a gap in a room's timeline reaches back to about then. */
+  private lastSyncAt: number;
 
   constructor(deps: FrontEndDeps) {
     this.d = deps;
     this.me = deps.client.getSafeUserId();
+    this.lastSyncAt = deps.seenUntil;
     this.bindings = new RoomBindings(deps.clans, async (alias) => (await deps.client.getRoomIdForAlias(alias)).room_id);
   }
 
@@ -104,6 +115,7 @@ export class MatrixFrontEnd {
     });
     let lostAt: number | undefined;
     client.on(ClientEvent.Sync, (state, _prev, data) => {
+      if (state === SyncState.Syncing || state === SyncState.Prepared || state === SyncState.Catchup) this.lastSyncAt = this.d.clock.now();
       if (state === SyncState.Error && lostAt === undefined) {
         lostAt = this.d.clock.now();
         log.warn({ err: data?.error?.message }, "lost the homeserver; the SDK keeps retrying");
@@ -237,6 +249,41 @@ export class MatrixFrontEnd {
     this.d.log.warn({ room: room.roomId, sender, eventId, reason: event.decryptionFailureReason }, "cannot decrypt a message");
     const name = room.getMember(sender)?.name ?? sender;
     await new MatrixReplyChannel(this.sending, room.roomId, eventId).reply(undecryptableNotice(name, sender, event.decryptionFailureReason));
+  }
+
+  /**
+   * More events came in a room than one sync brings (the bot was down or away while the room was busy):
+   * reads back from `from` to about the bot's last sync and handles what it missed, oldest first, so
+   * that commands sent meanwhile are not lost behind the chat that followed them. Already handled
+   * events are passed over as always.
+   */
+  catchUp(roomId: string, from: string): void {
+    if (this.closed || !this.bindings.clanOf(roomId)) return;
+    this.track(this.readGap(roomId, from, this.lastSyncAt - GAP_MARGIN_MS));
+  }
+
+  private async readGap(roomId: string, from: string, floor: number): Promise<void> {
+    const { client, log } = this.d;
+    const room = client.getRoom(roomId);
+    if (!room) return;
+    const map = client.getEventMapper();
+    const missed: MatrixEvent[] = [];
+    const types: string[] = [EventType.RoomMessage, EventType.RoomMessageEncrypted];
+    const filter = JSON.stringify({ types });
+    let token: string | undefined = from;
+    for (let page = 0; token !== undefined && page < GAP_MAX_PAGES && !this.closed; page++) {
+      const res: { chunk: IEvent[]; end?: string } = await client.http.authedRequest(Method.Get, `/rooms/${encodeURIComponent(roomId)}/messages`, {
+        dir: "b",
+        from: token,
+        limit: "100",
+        filter,
+      });
+      const newer = res.chunk.filter((e) => e.origin_server_ts >= floor);
+      missed.push(...newer.filter((e) => e.sender !== this.me && types.includes(e.type)).map((e) => map({ ...e, room_id: roomId })));
+      token = newer.length === res.chunk.length && res.chunk.length > 0 ? res.end : undefined;
+    }
+    log.info({ room: roomId, events: missed.length }, "read back through a gap in the room's timeline");
+    for (const event of missed.reverse()) await this.onTimelineEvent(event, room);
   }
 
   /** An invited person's join, seen once (restarts replay the timeline). */

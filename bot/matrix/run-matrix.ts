@@ -12,7 +12,7 @@ import { routeSdkGlobalLogger, sdkLogger } from "./sdk-logger.ts";
 import { establishSession, loginNewDevice, LoginError } from "./session.ts";
 import { ensureCrossSigned } from "./cross-signing.ts";
 import { CRYPTO_DB_PREFIX, CryptoStateError, deviceHasKeys, openDeviceCrypto, type DeviceCrypto } from "./device-crypto.ts";
-import type { MatrixSession } from "../../storage/matrix-session.ts";
+import { syncSavedAt, type MatrixSession } from "../../storage/matrix-session.ts";
 
 /** Until SIGINT or SIGTERM. */
 function stopSignal(): Promise<string> {
@@ -62,8 +62,10 @@ export async function runMatrix(app: App): Promise<number> {
     prefix: app.config.commands.prefix,
     ignoreOlderThanMs: HANDLED_EVENT_RETENTION_MS - 3600_000,
     undecryptableGraceMs: m.undecryptableGrace,
+    seenUntil: (await syncSavedAt(db, session.userId)) ?? clock.now(),
     onJoined: (clan, userId) => app.invites.joined(clan, userId),
   });
+  store.onGap = (roomId, prevBatch) => frontEnd.catchUp(roomId, prevBatch);
   const stopping = stopSignal();
   await frontEnd.start(filter);
   await outbox.resume();
