@@ -12,7 +12,7 @@ import { loadBotKey, type BotKey } from "../ops/ssh-key.ts";
 import { SshMachineService } from "../ops/ssh-machines.ts";
 import { detectVmBackend } from "../ops/vm-backend.ts";
 import { VmService } from "../ops/vm-service.ts";
-import { interruptRunningCommands, recentCommands } from "../storage/audit.ts";
+import { interruptRunningCommands, recentCommands, type UnfinishedCommand } from "../storage/audit.ts";
 import { openDatabase, type Db } from "../storage/db.ts";
 import { forgetEventsBefore } from "../storage/handled-events.ts";
 import { migrate } from "../storage/migrations.ts";
@@ -43,6 +43,8 @@ export interface App {
   announcer: Announcer;
   /** Join codes for every clan: the join page redeems them, the Matrix front end connects the invites. */
   invites: InviteService;
+  /** Commands the bot was running when it last stopped (marked interrupted): the front end answers or tells about them. */
+  unfinished: readonly UnfinishedCommand[];
   /** Tells each clan's room, once, about deploys the bot did not see to their end. */
   announceInterrupted(post: ClanPoster): Promise<void>;
   close(): Promise<void>;
@@ -52,8 +54,8 @@ export interface App {
 export async function createApp(config: Config, clans: readonly ClanConfig[], log: Logger, clock: Clock = Date): Promise<App> {
   const db = await openDatabase(config.storage.path);
   await migrate(db);
-  const interrupted = await interruptRunningCommands(db, clock.now());
-  if (interrupted) log.warn({ interrupted }, "commands were still running when the bot last stopped");
+  const unfinished = await interruptRunningCommands(db, clock.now());
+  if (unfinished.length) log.warn({ interrupted: unfinished.length }, "commands were still running when the bot last stopped");
   await forgetEventsBefore(db, clock.now() - HANDLED_EVENT_RETENTION_MS);
   await recoverDeploys(db, clock, log, config.deploy.keepLogs, KILL_GRACE_MS);
   const logDir = resolve(config.deploy.logDir ?? join(dirname(config.storage.path), "logs"));
@@ -188,6 +190,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     clans,
     announcer,
     invites,
+    unfinished,
     announceInterrupted: (post) =>
       announceInterrupted(
         db,

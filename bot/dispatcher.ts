@@ -85,6 +85,24 @@ export interface DispatcherDeps {
 
 export const REACTION = { taken: "👀", done: "✅", failed: "❌", refused: "⛔" } as const;
 
+/** A read-only command whose answer takes longer than this shows 👀 meanwhile. */
+export const TAKEN_AFTER_MS = 1000;
+
+/** SQLite's answers when it cannot write: a full disk, a broken or read-only file. */
+function isStorageFailure(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? "";
+  return /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|CORRUPT|NOTADB|BUSY|LOCKED)/.test(code);
+}
+
+function cannotStore(line: string): Message {
+  return concat(
+    "I did not run ",
+    code(line),
+    ": I cannot write to my database (the disk may be full), and I run nothing I could not remember having run. " +
+      "Try again later; I take commands again as soon as I can write.",
+  );
+}
+
 type Outcome = { result: Exclude<AuditResult, "running">; detail?: string };
 
 /**
@@ -208,7 +226,26 @@ export class Dispatcher {
       return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
     }
 
-    const [runId] = await Promise.all([runIdPromise, channel.react(REACTION.taken), msg.claimed]);
+    // A read-only command's answer is its sign: 👀 only when it is not there in a moment. Others show
+    // at once that they were taken, and end with ✅ or ❌.
+    const quiet = command.spec.readOnly === true;
+    let taken: Promise<void> | undefined;
+    const showTaken = (): Promise<void> =>
+      channel.react(REACTION.taken).catch((err: unknown) => this.deps.log.warn({ err, room: msg.room }, "could not show that a command was taken"));
+    const takenTimer = quiet ? setTimeout(() => (taken = showTaken()), TAKEN_AFTER_MS) : undefined;
+    if (!quiet) taken = showTaken();
+    let runId: number;
+    try {
+      [runId] = await Promise.all([runIdPromise, msg.claimed]);
+    } catch (err) {
+      clearTimeout(takenTimer);
+      if (!isStorageFailure(err)) throw err;
+      // Nothing may run that the bot could not remember having run: said from memory, not stored.
+      this.deps.log.error({ err, room: msg.room, event: msg.eventId }, "cannot store a command; not running it");
+      await channel.reply(cannotStore(`${prefix}${msg.line}`));
+      await channel.react(REACTION.failed);
+      return;
+    }
     const afterwards: Array<Promise<void>> = [];
     const ctx: CommandContext = {
       sender: { ...msg.sender, level },
@@ -241,10 +278,12 @@ export class Dispatcher {
     try {
       try {
         const result = await command.spec.run(ctx, input);
+        clearTimeout(takenTimer);
         if (result) await channel.reply(result);
-        await channel.react(REACTION.done);
+        if (!quiet) await channel.react(REACTION.done);
         await finish({ result: "ok" });
       } catch (err) {
+        clearTimeout(takenTimer);
         if (err instanceof ReportedFailure) {
           await channel.react(REACTION.failed);
           return finish({ result: "failed", detail: err.message });
@@ -262,7 +301,7 @@ export class Dispatcher {
       }
     } finally {
       // The outcome is shown and audited; what the command left to finish (a last edit) ends before the run does.
-      await Promise.all(afterwards);
+      await Promise.all([...afterwards, taken]);
     }
   }
 

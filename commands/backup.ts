@@ -56,6 +56,7 @@ export const backupCommand: CommandSpec = {
 
 export const backupsCommand: CommandSpec = {
   name: "backups",
+  readOnly: true,
   summary: "Lists a machine's backup archives, newest first; without a machine, each machine's last successful backup.",
   level: "viewer",
   args: [{ name: "machine", summary: "the machine whose archives to list (clan backups list)" }],

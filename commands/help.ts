@@ -76,6 +76,7 @@ export function findCommand(table: readonly CommandSpec[], name: string): Comman
 export function makeHelpCommand(table: () => readonly CommandSpec[]): CommandSpec {
   return {
     name: "help",
+    readOnly: true,
     aliases: ["commands"],
     summary: "Lists the commands you may use, or explains one.",
     level: "viewer",

@@ -30,6 +30,7 @@ export function formatHistory(entries: readonly AuditEntry[], now: number): Mess
 
 export const historyCommand: CommandSpec = {
   name: "history",
+  readOnly: true,
   summary: "Shows the last commands run in this clan: who, what, when, result, duration.",
   level: "viewer",
   args: [],

@@ -49,6 +49,7 @@ export const inviteCommand: CommandSpec = {
 
 export const invitesCommand: CommandSpec = {
   name: "invites",
+  readOnly: true,
   summary: "Lists the active join codes: id, who made it, note, uses left, expiry.",
   level: "operator",
   args: [],

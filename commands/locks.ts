@@ -54,6 +54,7 @@ export const unlockCommand: CommandSpec = {
 
 export const locksCommand: CommandSpec = {
   name: "locks",
+  readOnly: true,
   summary: "Shows which machines are locked, by whom, why and until when.",
   level: "viewer",
   args: [],

@@ -50,6 +50,7 @@ export const scheduleCommand: CommandSpec = {
 
 export const schedulesCommand: CommandSpec = {
   name: "schedules",
+  readOnly: true,
   summary: "Lists the clan's backup schedules and when each runs next.",
   level: "viewer",
   args: [],

@@ -3,6 +3,7 @@ import type { CommandSpec } from "./types.ts";
 
 export const sshkeyCommand: CommandSpec = {
   name: "sshkey",
+  readOnly: true,
   summary: "Shows my public SSH key and how to let me onto a machine.",
   level: "viewer",
   args: [],

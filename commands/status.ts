@@ -6,6 +6,7 @@ import type { CommandSpec } from "./types.ts";
 
 export const statusCommand: CommandSpec = {
   name: "status",
+  readOnly: true,
   summary: "Shows how machines are: reachable, uptime, NixOS, system, pending reboot, failed units, disk, drift.",
   level: "viewer",
   args: [{ name: "machines", summary: "machine names, tag:<tag>, or all (the default)", variadic: true }],

@@ -169,6 +169,11 @@ export interface CommandSpec {
   readonly level: Level;
   readonly args: readonly ArgSpec[];
   readonly flags: readonly FlagSpec[];
+  /**
+   * Changes nothing (no machine, no clan, nothing the bot keeps but its own caches): its answer is its
+   * outcome (no ✅; 👀 only while it takes more than a moment), and after a crash it is answered again.
+   */
+  readonly readOnly?: boolean;
   /** Extra lines for `!help <command>`. */
   readonly details?: string;
   /** What `!help <command>` adds about this bot's own set-up (which VM backend it found). */

@@ -43,7 +43,7 @@ export class MatrixReplyChannel implements ReplyChannel {
   }
 
   private get lane(): string {
-    return `answer:${this.eventId}`;
+    return answerLane(this.eventId);
   }
 
   async reply(message: Message, once?: string): Promise<SentMessage> {
@@ -146,6 +146,11 @@ export class MatrixReplyChannel implements ReplyChannel {
     // A post with a once key that exists already: it was posted (or is on its way) before.
     return post ?? { id: 0, sent: Promise.resolve(undefined) };
   }
+}
+
+/** The outbox lane of a command's answers (its 👀 goes apart). */
+export function answerLane(commandEventId: string): string {
+  return `answer:${commandEventId}`;
 }
 
 /** The reaction that says a command was taken: it has a lane of its own. */
