@@ -2,7 +2,7 @@ import { confirmFirst } from "./confirm-first.ts";
 import { formatDeployStatus, describeLock } from "./deploy-format.ts";
 import type { DeployKind, DeployRequest, DeployState } from "./deploy-types.ts";
 import { resolveTargets } from "./deploy-targets.ts";
-import { Refusal, ReportedFailure, UserError } from "./errors.ts";
+import { BadInput, Refusal, ReportedFailure } from "./errors.ts";
 import { bold, concat, type Message } from "./format.ts";
 import { statusMessage } from "./status-message.ts";
 import type { CommandContext, CommandSpec } from "./types.ts";
@@ -64,7 +64,7 @@ export const deployCommand: CommandSpec = {
   async run(ctx, input): Promise<Message | void> {
     const kind: DeployKind = input.flags["dry-run"] === true ? "dry-run" : "switch";
     const { machines, all, named } = await resolveTargets(ctx, input.args);
-    if (!machines.length) throw new UserError("No machine matches that.");
+    if (!machines.length) throw new BadInput("No machine matches that.");
     if (kind === "switch") {
       await checkLocks(ctx, machines, named);
       if (all || machines.length > ctx.deploys.confirmAbove) await askFirst(ctx, machines, all);

@@ -6,6 +6,7 @@ const RESULT_MARK: Record<AuditResult, string> = {
   ok: "✅ ok",
   failed: "❌ failed",
   error: "❌ error",
+  invalid: "❓ bad input",
   refused: "⛔ refused",
   expired: "⛔ too old",
   interrupted: "⚠️ interrupted",
@@ -35,8 +36,9 @@ export const historyCommand: CommandSpec = {
   flags: [{ name: "limit", type: "integer", placeholder: "n", summary: "how many to show (default 10, at most 50)" }],
   async run(ctx, input) {
     const limit = (input.flags["limit"] as number | undefined) ?? 10;
-    const entries = await ctx.store.recentCommands(Math.min(Math.max(limit, 1), 50));
-    // The history command itself is running: leave it out, it says nothing yet.
-    return formatHistory(entries.filter((e) => e.id !== ctx.runId), ctx.clock.now());
+    const wanted = Math.min(Math.max(limit, 1), 50);
+    // The history command itself is running: leave it out (it says nothing yet), and read one more so it takes no place.
+    const entries = await ctx.store.recentCommands(wanted + 1);
+    return formatHistory(entries.filter((e) => e.id !== ctx.runId).slice(0, wanted), ctx.clock.now());
   },
 };

@@ -76,7 +76,7 @@ export interface ClanView {
   machines(signal: AbortSignal, fresh?: boolean): Promise<Machine[]>;
 }
 
-export type AuditResult = "running" | "ok" | "failed" | "refused" | "expired" | "error" | "interrupted";
+export type AuditResult = "running" | "ok" | "failed" | "invalid" | "refused" | "expired" | "error" | "interrupted";
 
 export interface AuditEntry {
   readonly id: number;
