@@ -14,7 +14,7 @@ import { recentCommands } from "../storage/audit.ts";
 import { storedSchedules, type StoredSchedule } from "../storage/backup-schedules.ts";
 import { openDatabase, type Db } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
-import { fakeClanPath, makeFlake, writeFixture, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { fakeClanPath, makeFlake, writeFixture, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 const quiet: Log = { info() {}, warn() {}, error() {} };

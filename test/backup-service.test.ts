@@ -11,7 +11,7 @@ import { startCommand } from "../storage/audit.ts";
 import { machineSummaries } from "../storage/backups.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
-import { fakeClanPath, makeFlake, processesInGroup, readInvocations, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { fakeClanPath, makeFlake, processesInGroup, readInvocations, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 const quiet: Log = { info() {}, warn() {}, error() {} };

@@ -6,7 +6,7 @@ import { ConnectionError } from "matrix-js-sdk/lib/http-api/errors.js";
 import { sendRetryDelay } from "../bot/matrix/send-scheduler.ts";
 import { ClanCli, ClanCliError } from "../ops/clan-cli.ts";
 import { FAMILY } from "./support/e2e.ts";
-import { fakeClanPath, makeFlake, processesInGroup, readInvocations } from "./support/fake-clan-fixture.ts";
+import { fakeClanPath, makeFlake, processesInGroup, readInvocations } from "../demo/fake-clan-fixture.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 async function rejection(p: Promise<unknown>): Promise<ClanCliError> {

@@ -4,7 +4,7 @@ import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { FAMILY } from "./support/e2e.ts";
-import { fakeClanDir, makeFlake } from "./support/fake-clan-fixture.ts";
+import { fakeClanDir, makeFlake } from "../demo/fake-clan-fixture.ts";
 import { MAIN } from "./support/bot-process.ts";
 import { FakeMachine } from "./support/fake-machine.ts";
 import { qrPhoto } from "./support/photo.ts";

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { MatrixClient, MatrixEvent } from "matrix-js-sdk";
 import { world, type World } from "./support/e2e.ts";
-import { writeFixture, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { writeFixture, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { say, timeline, waitForEvent, waitForOutcome, waitForReply } from "./support/matrix-wait.ts";
 
 const FIXTURE: FakeClanFixture = {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { EventType, KnownMembership, Preset } from "matrix-js-sdk";
-import { makeFlake } from "./support/fake-clan-fixture.ts";
+import { makeFlake } from "../demo/fake-clan-fixture.ts";
 import { world, type World } from "./support/e2e.ts";
 import { reactionsOn, say, timeline, waitForEvent, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
 

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { EventType, RelationType, type MatrixClient } from "matrix-js-sdk";
 import { commitFlake, download, editsOf, updateRuns, waitForStatus, waitForStatusMessage } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
-import { fakeNixPath, processesInGroup, readInvocations, writeFixture, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { fakeNixPath, processesInGroup, readInvocations, writeFixture, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { reactionsOn, say, timeline, waitForEvent, waitForReaction, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
 
 const FIXTURE: FakeClanFixture = {

@@ -10,7 +10,7 @@ import { EventType, MsgType, RelationType, type MatrixClient } from "matrix-js-s
 import { loadBotKey } from "../ops/ssh-key.ts";
 import { download, waitForStatus } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
-import { readInvocations, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { readInvocations, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { FakeMachine } from "./support/fake-machine.ts";
 import { say, timeline, waitForEvent, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
 import { qrPhoto } from "./support/photo.ts";

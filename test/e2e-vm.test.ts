@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { test } from "node:test";
 import { EventType } from "matrix-js-sdk";
 import { world, type World } from "./support/e2e.ts";
-import { fakeNixPath, processesInGroup, writeFixture, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { fakeNixPath, processesInGroup, writeFixture, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { say, timeline, waitForEvent, waitForOutcome, waitForReply } from "./support/matrix-wait.ts";
 import { announcement, answerMatching, freePort, groupGone, killVmsAfter, qemuRuns } from "./support/vm-helpers.ts";
 
