@@ -382,7 +382,7 @@ test("!invite --expires 0s and other nonsense values are refused, not replaced",
   const { send } = await setup([inviteCommand]);
   for (const line of ["invite --expires 0s", "invite --expires 0m", "invite --uses 0", "invite --uses 99999999999999999999999"]) {
     const ch = await send(line, 100);
-    assert.deepEqual(ch.reactions, ["❓"], line);
+    assert.equal(ch.reactions.at(-1), "❓", line);
     assert.match(ch.replies[0] ?? "", /takes a duration|takes a whole number|must be between/, line);
   }
 });
