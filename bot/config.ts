@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { join } from "node:path";
 import { closest } from "fastest-levenshtein";
 import { parseDocument } from "yaml";
 import { z } from "zod";
@@ -81,7 +82,8 @@ const matrix = z
 export const configSchema = z
   .strictObject({
     matrix: matrix.optional(),
-    storage: z.strictObject({ path: z.string().min(1).default("./data/clanbot.sqlite3") }).prefault({}),
+    /** Default: `clanbot.sqlite3` in the state directory (outside any clan's work tree), filled in by parseConfig. */
+    storage: z.strictObject({ path: z.string().min(1).optional() }).prefault({}),
     clan: z
       .strictObject({
         command: z.string().min(1).default("clan"),
@@ -206,7 +208,9 @@ export const configSchema = z
     });
   });
 
-export type Config = z.output<typeof configSchema>;
+type ParsedConfig = z.output<typeof configSchema>;
+/** The config as the bot uses it: every default filled in, the SQLite file's path too. */
+export type Config = Omit<ParsedConfig, "storage"> & { storage: { path: string } };
 export type ClanConfig = Config["clans"][number];
 
 /** Every key the schema knows, by path prefix, for "did you mean" on a misspelled key. */
@@ -318,24 +322,27 @@ function yamlProblem(text: string, e: { code: string; message: string; pos: [num
   return `line ${line}: ${what}${opener !== undefined ? ` (opened here with ${opener})` : ""}\n    ${shownLine}`;
 }
 
-export function parseConfig(source: string, text: string): Config {
+/** The SQLite file when `storage.path` is not set: in the state directory (see ops/state-dir.ts). */
+export const DATABASE_FILE = "clanbot.sqlite3";
+
+export function parseConfig(source: string, text: string, stateDir: string): Config {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
     throw new ConfigError(`${source}: not valid YAML, ${yamlProblem(text, doc.errors[0] as (typeof doc.errors)[number])}`);
   }
   const result = configSchema.safeParse(doc.toJS() ?? {}, { reportInput: true });
   if (!result.success) throw new ConfigError(formatIssues(source, result.error));
-  return result.data;
+  return { ...result.data, storage: { path: result.data.storage.path ?? join(stateDir, DATABASE_FILE) } };
 }
 
-export async function loadConfig(path: string): Promise<Config> {
+export async function loadConfig(path: string, stateDir: string): Promise<Config> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
     throw new ConfigError(`${path}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-  return parseConfig(path, text);
+  return parseConfig(path, text, stateDir);
 }
 
 export function clanThresholds(config: Config, clanConfig: ClanConfig | undefined) {

@@ -58,6 +58,8 @@ export interface Attachment {
   readonly data: Uint8Array;
   /** Set for images: clients lay them out before downloading. */
   readonly image?: { readonly width: number; readonly height: number };
+  /** For an image of a QR code: the text it encodes, so that a terminal can draw the code itself. */
+  readonly qr?: string;
 }
 
 export interface Machine {

@@ -12,7 +12,7 @@ const root = new URL("..", import.meta.url).pathname;
 
 function configError(text: string): string {
   try {
-    parseConfig("config.yaml", text);
+    parseConfig("config.yaml", text, "/state");
   } catch (err) {
     assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
     return err.message;
@@ -22,7 +22,7 @@ function configError(text: string): string {
 
 test("config.example.yaml documents a config the schema accepts, with every top-level key", async () => {
   const text = await readFile(join(root, "config.example.yaml"), "utf8");
-  const config = parseConfig("config.example.yaml", text);
+  const config = parseConfig("config.example.yaml", text, "/state");
   assert.equal(config.matrix?.homeserver, "https://matrix.example.org");
   assert.equal(config.matrix?.maxCommandAge, 15 * 60_000);
   assert.equal(config.clans.length, 2);
@@ -33,8 +33,9 @@ test("config.example.yaml documents a config the schema accepts, with every top-
 });
 
 test("defaults fill everything a console run needs", () => {
-  const c = parseConfig("(defaults)", "");
-  assert.equal(c.storage.path, "./data/clanbot.sqlite3");
+  const c = parseConfig("(defaults)", "", "/state");
+  // Never ./data of wherever it was started (a clan checkout): the state directory.
+  assert.equal(c.storage.path, "/state/clanbot.sqlite3");
   assert.equal(c.clan.command, "clan");
   assert.equal(c.commands.prefix, "!");
   assert.deepEqual(c.clans, []);
