@@ -67,7 +67,7 @@ test("unknown commands and bad flags get a clear answer", async () => {
   assert.match((await waitForReply(w.alice, w.roomId, typo)).getContent().body as string, /Did you mean `!machines`\?/);
   const flag = await say(w.alice, w.roomId, "!history --limit lots");
   assert.match((await waitForReply(w.alice, w.roomId, flag)).getContent().body as string, /`--limit` of !history takes a whole number, not 'lots'/);
-  await waitForReaction(w.alice, w.roomId, flag, "❌");
+  await waitForReaction(w.alice, w.roomId, flag, "❓");
 });
 
 test("a broken flake gives a clear error, and the bot keeps answering", async () => {
