@@ -58,6 +58,8 @@ export interface FakeClanKnobs {
   hangOnStdin?: MachineSwitch;
   generateVars?: MachineSwitch;
   orphanGraceMs?: number;
+  /** backups create: the provider's job succeeds but makes no new archive. */
+  noArchive?: MachineSwitch;
   /** update: the nix/ssh stand-ins run inside the fake instead of as child processes (benchmarks). */
   inlineStandIns?: boolean;
   /** install: installer addresses (or --target-host hosts) that do not answer. */
