@@ -48,9 +48,18 @@ export async function world(
   } = {},
 ): Promise<World> {
   const hs = await startHomeserver();
+  const processes: BotProcess[] = [];
+  const humans: MatrixClient[] = [];
+  // Registered before anything else can fail: a set-up that fails half-way still stops what it started.
+  after(async () => {
+    await Promise.all(processes.map((p) => p.stop("SIGKILL")));
+    await Promise.all(humans.map(stopClient));
+    await hs.close();
+  });
   const dir = await tempDir();
   const bot = await hs.createUser("clanbot", "pw-bot");
   const alice = await humanClient(hs, "alice");
+  humans.push(alice);
   const { room_id: roomId } = await alice.createRoom({ name: "Family", preset: Preset.PrivateChat, invite: [bot.userId] });
   const flake = await makeFlake(join(dir, "family"), opts.fixture ?? FAMILY);
   const clanLog = join(dir, "clan-invocations.jsonl");
@@ -63,18 +72,11 @@ export async function world(
   };
   const config = opts.config ? opts.config(base) : base;
   const configPath = await writeConfig(dir, config);
-  const processes: BotProcess[] = [];
   const launch = (path: string): BotProcess => {
     const p = startBot(path, { env: { ...opts.env, FAKE_CLAN_LOG: clanLog } });
     processes.push(p);
     return p;
   };
-  const humans: MatrixClient[] = [alice];
-  after(async () => {
-    await Promise.all(processes.map((p) => p.stop("SIGKILL")));
-    await Promise.all(humans.map(stopClient));
-    await hs.close();
-  });
   const w: World = {
     hs,
     dir,
