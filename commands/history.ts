@@ -1,3 +1,4 @@
+import { clipQuote } from "./answer-size.ts";
 import { ago, code, concat, formatDuration, paragraphs, table, type Message } from "./format.ts";
 import type { AuditEntry, AuditResult, CommandSpec } from "./types.ts";
 
@@ -17,7 +18,7 @@ export function formatHistory(entries: readonly AuditEntry[], now: number): Mess
   const rows = entries.map((e) => [
     `#${e.id}`,
     e.sender,
-    code(e.line),
+    code(clipQuote(e.line, 80)),
     ago(e.startedAt, now),
     RESULT_MARK[e.result],
     e.finishedAt === undefined ? "" : formatDuration(e.finishedAt - e.startedAt),
