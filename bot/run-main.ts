@@ -9,6 +9,9 @@ import { start } from "./start.ts";
  */
 export async function runMain(argv: readonly string[]): Promise<void> {
   let code: number;
+  // Held until the bot stops: a command may wait only on an unreferenced child (a VM's detached build),
+  // and an empty event loop would end the process in the middle of it.
+  const alive = setInterval(() => undefined, 3_600_000);
   try {
     code = await start(argv, process.env);
   } catch (err) {
@@ -21,6 +24,7 @@ export async function runMain(argv: readonly string[]): Promise<void> {
       code = 1;
     }
   }
+  clearInterval(alive);
   // Not exitCode: matrix-js-sdk leaves request timers behind, and a listening join page would keep a failed start alive.
   process.exit(code);
 }
