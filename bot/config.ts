@@ -68,6 +68,8 @@ const matrix = z
     deviceName: z.string().default("clanbot"),
     /** Commands older than this when the bot sees them are answered but not run. */
     maxCommandAge: duration("15m"),
+    /** How long an encrypted message may wait for its key before the room is told it could not be read. */
+    undecryptableGrace: duration("30s"),
   })
   .superRefine((m, ctx) => {
     const given = [m.accessToken, m.accessTokenFile, m.password].filter((v) => v !== undefined).length;

@@ -31,6 +31,7 @@ test("a token from accessTokenFile is read from the file at each start and never
     accessTokenFile: tokenFile,
     deviceName: "clanbot",
     maxCommandAge: 900_000,
+    undecryptableGrace: 30_000,
   };
   const session = await establishSession(m, db, createLogger("silent"));
   assert.deepEqual(session, { userId: "@bot:x", deviceId: "DEV1", accessToken: "syt_secret_token" });

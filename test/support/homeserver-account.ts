@@ -29,7 +29,7 @@ function login(ctx: Ctx): Json {
   checkRateLimit(store, userId);
   const account = store.users.get(userId);
   if (!account || account.password !== str(body, "password", true)) throw forbidden("Invalid username or password");
-  const session = store.login(account, str(body, "device_id"));
+  const session = store.login(account, str(body, "device_id"), str(body, "initial_device_display_name"));
   return { user_id: session.userId, access_token: session.token, device_id: session.deviceId, home_server: store.serverName };
 }
 
@@ -45,7 +45,7 @@ function register(ctx: Ctx): Json {
   }
   const user = store.createUser(username, str(body, "password", true));
   if (body["inhibit_login"] === true) return { user_id: user.userId };
-  const session = store.login(user, str(body, "device_id"));
+  const session = store.login(user, str(body, "device_id"), str(body, "initial_device_display_name"));
   return { user_id: user.userId, access_token: session.token, device_id: session.deviceId };
 }
 
@@ -132,12 +132,13 @@ export const accountRoutes: Route[] = [
     if (ctx.store.users.has(ctx.store.userIdOf(username))) throw new HsError(400, "M_USER_IN_USE", "User ID already taken.");
     return { available: true };
   }),
+  // Like Synapse, logging out deletes the device, its keys and its to-device messages.
   authed("POST", `${V3}/logout`, (ctx) => {
-    ctx.store.sessions.delete(ctx.session.token);
+    ctx.store.deleteDevice(ctx.session.userId, ctx.session.deviceId);
     return {};
   }),
   authed("POST", `${V3}/logout/all`, (ctx) => {
-    for (const [t, s] of ctx.store.sessions) if (s.userId === ctx.session.userId) ctx.store.sessions.delete(t);
+    for (const id of [...ctx.store.user(ctx.session.userId).devices.keys()]) ctx.store.deleteDevice(ctx.session.userId, id);
     return {};
   }),
   authed("GET", `${V3}/account/whoami`, (ctx) => ({ user_id: ctx.session.userId, device_id: ctx.session.deviceId, is_guest: false })),
@@ -184,22 +185,6 @@ export const accountRoutes: Route[] = [
   authed("PUT", `${V3}/presence/:userId/status`, (ctx) => {
     ownUser(ctx);
     return {};
-  }),
-  // Enough for an unencrypted client that still initialises its crypto: keys are kept and handed out, nothing more.
-  authed("POST", `${V3}/keys/upload`, (ctx) => {
-    const device = ctx.store.user(ctx.session.userId).devices.get(ctx.session.deviceId);
-    if (device && ctx.body["device_keys"] !== undefined) device.deviceKeys = obj(ctx.body["device_keys"], "device_keys");
-    return { one_time_key_counts: {} };
-  }),
-  authed("POST", `${V3}/keys/query`, (ctx) => {
-    const wanted = obj(ctx.body["device_keys"], "device_keys");
-    const deviceKeys: Json = {};
-    for (const userId of Object.keys(wanted)) {
-      const out: Json = {};
-      for (const [id, d] of ctx.store.users.get(userId)?.devices ?? []) if (d.deviceKeys) out[id] = d.deviceKeys;
-      deviceKeys[userId] = out;
-    }
-    return { device_keys: deviceKeys, failures: {} };
   }),
   authed("POST", "/_matrix/media/v3/upload", upload, { raw: true, limited: true }),
   authed("GET", "/_matrix/media/v3/config", mediaConfig),

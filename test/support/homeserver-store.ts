@@ -58,6 +58,25 @@ export interface Room {
   accountData: Map<string, Map<string, Versioned>>; // user -> type -> data
 }
 
+/** A to-device message waiting in a device's inbox; `pos` is its place in the stream (see homeserver-sync.ts). */
+export interface ToDeviceMessage {
+  pos: number;
+  event: { sender: string; type: string; content: Json };
+}
+
+export interface Device {
+  displayName?: string;
+  /** The identity keys as last uploaded (signatures uploaded later live in `User.signatures`). */
+  deviceKeys?: Json;
+  /** "algorithm:keyId" -> key object, oldest first (claimed in that order). */
+  oneTimeKeys: Map<string, Json>;
+  /** algorithm -> the one fallback key for it. */
+  fallbackKeys: Map<string, { keyId: string; key: Json; used: boolean }>;
+  inbox: ToDeviceMessage[];
+}
+
+export type CrossSigningUsage = "master" | "self_signing" | "user_signing";
+
 export interface User {
   userId: string;
   password: string;
@@ -65,8 +84,18 @@ export interface User {
   avatarUrl?: string;
   accountData: Map<string, Versioned>;
   filters: Json[];
-  devices: Map<string, { deviceKeys?: Json }>;
+  devices: Map<string, Device>;
+  crossSigning: Partial<Record<CrossSigningUsage, Json>>;
+  /** Signatures uploaded through /keys/signatures/upload: target key id (device id or master public key) -> signer -> key id -> signature. */
+  signatures: Map<string, Map<string, Record<string, string>>>;
   rateLimit?: { remaining: number; retryAfterMs: number };
+}
+
+/** A change of a user's keys at `pos`: seen by everyone sharing a room with `userId`, or only by `viewer` when set. */
+export interface KeyChange {
+  userId: string;
+  pos: number;
+  viewer?: string;
 }
 
 export interface Session {
@@ -95,6 +124,12 @@ export class Store {
   readonly rooms = new Map<string, Room>();
   readonly aliases = new Map<string, string>();
   readonly media = new Map<string, Media>();
+  /** Device and cross-signing key changes, in stream order (for device_lists in /sync and /keys/changes). */
+  readonly keyChanges: KeyChange[] = [];
+  /** Open user-interactive auth sessions: session id -> the user it was started for. */
+  readonly uiaSessions = new Map<string, { userId: string }>();
+  /** Without MSC3967 a first cross-signing key upload needs user-interactive auth too. */
+  requireAuthForFirstCrossSigning = false;
   private readonly eventsById = new Map<string, StoredEvent>();
   private readonly listeners = new Set<() => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
@@ -147,14 +182,27 @@ export class Store {
     }
     const userId = this.userIdOf(localpart);
     if (this.users.has(userId)) throw new HsError(400, "M_USER_IN_USE", "User ID already taken.");
-    const user: User = { userId, password, displayname: localpart, accountData: new Map(), filters: [], devices: new Map() };
+    const user: User = {
+      userId,
+      password,
+      displayname: localpart,
+      accountData: new Map(),
+      filters: [],
+      devices: new Map(),
+      crossSigning: {},
+      signatures: new Map(),
+    };
     this.users.set(userId, user);
     return user;
   }
 
-  login(user: User, deviceId?: string): Session {
+  login(user: User, deviceId?: string, displayName?: string): Session {
     const id = deviceId ?? randomId(6).toUpperCase();
-    if (!user.devices.has(id)) user.devices.set(id, {});
+    if (!user.devices.has(id)) {
+      const device: Device = { oneTimeKeys: new Map(), fallbackKeys: new Map(), inbox: [] };
+      if (displayName !== undefined) device.displayName = displayName;
+      user.devices.set(id, device);
+    }
     const session: Session = { token: `syt_${randomId(24)}`, userId: user.userId, deviceId: id };
     this.sessions.set(session.token, session);
     return session;
@@ -164,6 +212,23 @@ export class Store {
     const u = this.users.get(userId);
     if (!u) throw notFound("User not found");
     return u;
+  }
+
+  /** Deletes a device with its keys, messages and access tokens (logout does this, as in Synapse). */
+  deleteDevice(userId: string, deviceId: string): void {
+    for (const [t, s] of this.sessions) if (s.userId === userId && s.deviceId === deviceId) this.sessions.delete(t);
+    const user = this.users.get(userId);
+    const device = user?.devices.get(deviceId);
+    if (!user || !device) return;
+    user.devices.delete(deviceId);
+    user.signatures.delete(deviceId);
+    if (device.deviceKeys) this.keysChanged(userId);
+  }
+
+  keysChanged(userId: string, viewer?: string): void {
+    const change: KeyChange = { userId, pos: this.bump() };
+    if (viewer !== undefined) change.viewer = viewer;
+    this.keyChanges.push(change);
   }
 
   // ---- events ----

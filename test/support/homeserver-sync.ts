@@ -1,13 +1,27 @@
 // GET /sync: builds the response for one session from the store's stream positions.
+import { deviceListChanges, oneTimeKeyCounts, unusedFallbackKeyTypes } from "./homeserver-keys.ts";
 import { HsError, notFound, type Json, type Room, type Session, type StoredEvent, type Store } from "./homeserver-store.ts";
 
 export const token = (pos: number): string => `s${pos}`;
 
-export function parseToken(value: string | null | undefined, name: string): number | undefined {
+/** To-device messages handed out per sync (Synapse's limit); the rest come with the next one. */
+export const TO_DEVICE_LIMIT = 100;
+
+/**
+ * A sync token is "s<pos>": everything up to stream position `pos` was seen. When a sync had more to-device
+ * messages than it could carry it says "s<pos>_<toDevice>": to-device messages were handed out only up to
+ * position `toDevice`.
+ */
+export function parseSyncToken(value: string | null | undefined, name: string): { pos: number; toDevice: number } | undefined {
   if (value === null || value === undefined || value === "") return undefined;
-  const m = /^s(\d+)$/.exec(value);
+  const m = /^s(\d+)(?:_(\d+))?$/.exec(value);
   if (!m) throw new HsError(400, "M_INVALID_PARAM", `Invalid ${name} token`);
-  return Number(m[1]);
+  const pos = Number(m[1]);
+  return { pos, toDevice: m[2] === undefined ? pos : Math.min(Number(m[2]), pos) };
+}
+
+export function parseToken(value: string | null | undefined, name: string): number | undefined {
+  return parseSyncToken(value, name)?.pos;
 }
 
 /** Formats an event for a client: age is computed now, transaction_id only for the sending device. */
@@ -52,6 +66,8 @@ function timelineLimit(filter: Json): number {
 
 interface SyncArgs {
   since: number | undefined;
+  /** Position up to which to-device messages were delivered by the sync that gave `since`. */
+  toDeviceSince: number | undefined;
   limit: number;
   fullState: boolean;
 }
@@ -87,18 +103,47 @@ export function buildSync(store: Store, session: Session, args: SyncArgs): { bod
     }
   }
   const accountData = [...user.accountData].filter(([, v]) => v.pos > (since ?? -1)).map(([type, v]) => ({ type, content: v.content }));
-  const empty = !Object.keys(join).length && !Object.keys(invite).length && !Object.keys(leave).length && !accountData.length;
+  const toDevice = toDeviceMessages(store, session, args.toDeviceSince, head);
+  // Synapse sends no device list changes on an initial sync: the client asks for every key it needs anyway.
+  const deviceLists = since === undefined ? { changed: [], left: [] } : deviceListChanges(store, user.userId, since, head);
+  const device = user.devices.get(session.deviceId);
+  const empty =
+    !Object.keys(join).length &&
+    !Object.keys(invite).length &&
+    !Object.keys(leave).length &&
+    !accountData.length &&
+    !toDevice.events.length &&
+    !deviceLists.changed.length &&
+    !deviceLists.left.length;
   return {
     body: {
-      next_batch: token(head),
+      next_batch: toDevice.upTo === undefined ? token(head) : `${token(head)}_${toDevice.upTo}`,
       rooms: { join, invite, leave, knock: {} },
       account_data: { events: accountData },
       presence: { events: [] },
-      to_device: { events: [] },
-      device_lists: { changed: [], left: [] },
+      to_device: { events: toDevice.events },
+      device_lists: deviceLists,
+      device_one_time_keys_count: oneTimeKeyCounts(device),
+      device_unused_fallback_key_types: unusedFallbackKeyTypes(device),
     },
     empty,
   };
+}
+
+/**
+ * Like Synapse: messages stay in the device's inbox until a sync's `since` shows the client got the answer that
+ * carried them, so a client that resumes from an older token gets them again; at most TO_DEVICE_LIMIT a sync.
+ * `upTo` is set when some were left for the next sync.
+ */
+function toDeviceMessages(store: Store, session: Session, acked: number | undefined, head: number): { events: Json[]; upTo?: number } {
+  const device = store.users.get(session.userId)?.devices.get(session.deviceId);
+  if (!device) return { events: [] };
+  if (acked !== undefined) device.inbox = device.inbox.filter((m) => m.pos > acked);
+  const pending = device.inbox.filter((m) => m.pos <= head);
+  const batch = pending.slice(0, TO_DEVICE_LIMIT);
+  const events = batch.map((m) => ({ ...m.event }));
+  const last = batch[batch.length - 1];
+  return batch.length < pending.length && last ? { events, upTo: last.pos } : { events };
 }
 
 function joinedRoom(store: Store, room: Room, session: Session, since: number | undefined, args: SyncArgs, head: number): Json | null {
@@ -180,8 +225,10 @@ function inviteState(store: Store, room: Room, invite: StoredEvent): Json[] {
 
 /** Long-polls: answers at once on an initial or full-state sync, otherwise when something new arrives or time runs out. */
 export async function sync(store: Store, session: Session, query: URLSearchParams, signal: AbortSignal): Promise<Json> {
+  const since = parseSyncToken(query.get("since"), "since");
   const args: SyncArgs = {
-    since: parseToken(query.get("since"), "since"),
+    since: since?.pos,
+    toDeviceSince: since?.toDevice,
     limit: timelineLimit(resolveFilter(store, session, query.get("filter"))),
     fullState: query.get("full_state") === "true",
   };

@@ -4,6 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { ClientEvent, createClient, SyncState, type ICreateClientOpts, type MatrixClient } from "matrix-js-sdk";
+import { OnlySignedDevicesIsolationMode } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { logger as sdkGlobalLogger } from "matrix-js-sdk/lib/logger.js";
 import { accountRoutes, MAX_UPLOAD } from "./homeserver-account.ts";
 import {
@@ -18,6 +19,7 @@ import {
   type Out,
   type Route,
 } from "./homeserver-http.ts";
+import { keyRoutes } from "./homeserver-keys.ts";
 import { roomRoutes } from "./homeserver-rooms.ts";
 import { HsError, Store } from "./homeserver-store.ts";
 
@@ -48,6 +50,10 @@ export interface TestHomeserver {
   requestCount(pathPrefix?: string): number;
   /** The user's next `requests` rate-limited requests (send, state, redact, join, invite, createRoom, upload, login) get 429. */
   rateLimit(userId: string, requests: number, retryAfterMs: number): void;
+  /** Whether a first cross-signing key upload needs user-interactive auth too (as on servers without MSC3967). */
+  requireAuthForCrossSigning(required: boolean): void;
+  /** Requests that matched no endpoint ("METHOD /path"), to see what a client expected that is missing. */
+  unrecognized(): string[];
   close(): Promise<void>;
 }
 
@@ -61,9 +67,10 @@ class Homeserver implements TestHomeserver {
   readonly serverName: string;
   url = "";
   private readonly store: Store;
-  private readonly routes: Route[] = [...accountRoutes, ...roomRoutes];
+  private readonly routes: Route[] = [...accountRoutes, ...roomRoutes, ...keyRoutes];
   private readonly txns = new Map<string, Out>();
   private readonly counts = new Map<string, number>();
+  private readonly unknown: string[] = [];
   private readonly sockets = new Set<Socket>();
   private server: Server | undefined;
   private port = 0;
@@ -131,6 +138,7 @@ class Homeserver implements TestHomeserver {
         return this.write(res, 200, { "content-type": "application/json" }, JSON.stringify(out));
       }
       // Spec: unknown endpoints are 404 M_UNRECOGNIZED, known ones with the wrong method 405.
+      this.unknown.push(`${req.method ?? "?"} ${url.pathname}`);
       throw new HsError(known ? 405 : 404, "M_UNRECOGNIZED", "Unrecognized request");
     } catch (e) {
       const err = e instanceof HsError ? e : new HsError(500, "M_UNKNOWN", `Internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
@@ -201,6 +209,14 @@ class Homeserver implements TestHomeserver {
     this.store.user(userId).rateLimit = { remaining: requests, retryAfterMs };
   }
 
+  requireAuthForCrossSigning(required: boolean): void {
+    this.store.requireAuthForFirstCrossSigning = required;
+  }
+
+  unrecognized(): string[] {
+    return [...this.unknown];
+  }
+
   async close(): Promise<void> {
     await this.goDown();
     this.store.dispose();
@@ -246,20 +262,83 @@ function unrefRequestTimeouts(client: MatrixClient): void {
   };
 }
 
-/** A started matrix-js-sdk client for a new user "@<localpart>:<server>" (password "pw-<localpart>"), resolved once synced. */
-export async function humanClient(hs: TestHomeserver, localpart: string): Promise<MatrixClient> {
-  const { userId, accessToken, deviceId } = await hs.createUser(localpart, `pw-${localpart}`);
+export interface HumanClientOptions {
+  /** Start matrix-js-sdk's Rust crypto (WASM, in memory) before the first sync. */
+  rustCrypto?: boolean;
+  /** With rustCrypto: exclude devices their owner has not cross-signed (MSC4153; modern Element's default). */
+  onlySignedDevices?: boolean;
+  /** Log in as a new device of an existing user (password "pw-<localpart>") instead of creating the user. */
+  newDevice?: boolean;
+}
+
+async function loginNewDevice(hs: TestHomeserver, localpart: string): Promise<{ userId: string; accessToken: string; deviceId: string }> {
+  const res = await fetch(`${hs.url}/_matrix/client/v3/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user: localpart }, password: `pw-${localpart}` }),
+  });
+  const body = (await res.json()) as Record<string, unknown>;
+  if (res.status !== 200) throw new Error(`login ${localpart}: ${res.status} ${JSON.stringify(body)}`);
+  return { userId: String(body["user_id"]), accessToken: String(body["access_token"]), deviceId: String(body["device_id"]) };
+}
+
+/**
+ * matrix-js-sdk's Rust crypto arms a ref'd 5-minute timer for every live encrypted event (to stop listening for a
+ * late decryption) and clears it only when the event decrypts; one undecryptable event keeps a test process alive
+ * for 5 minutes after stopClient(). The timer is set synchronously in the handler, so it is unref'd right there.
+ */
+function unrefUndecryptedEventTimers(client: MatrixClient): void {
+  const backend = (client as unknown as { cryptoBackend?: { onLiveEventFromSync?: (event: unknown) => Promise<void> } }).cryptoBackend;
+  const original = backend?.onLiveEventFromSync?.bind(backend);
+  if (!backend || !original) return;
+  backend.onLiveEventFromSync = (event) => {
+    const realSetTimeout = globalThis.setTimeout;
+    globalThis.setTimeout = ((...args: Parameters<typeof realSetTimeout>) => realSetTimeout(...args).unref()) as typeof realSetTimeout;
+    try {
+      return original(event);
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+    }
+  };
+}
+
+/**
+ * A started matrix-js-sdk client for a new user "@<localpart>:<server>" (password "pw-<localpart>"), or for a new
+ * device of that user; resolved once synced.
+ */
+export async function humanClient(hs: TestHomeserver, localpart: string, opts: HumanClientOptions = {}): Promise<MatrixClient> {
+  const { userId, accessToken, deviceId } = opts.newDevice ? await loginNewDevice(hs, localpart) : await hs.createUser(localpart, `pw-${localpart}`);
   silenceSdkGlobalLogger();
   const client = createClient({ baseUrl: hs.url, accessToken, userId, deviceId, logger: silentLogger });
   unrefRequestTimeouts(client);
+  try {
+    if (opts.rustCrypto) {
+      await client.initRustCrypto({ useIndexedDB: false });
+      unrefUndecryptedEventTimers(client);
+      if (opts.onlySignedDevices) client.getCrypto()?.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
+    }
+    await startSynced(client);
+  } catch (e) {
+    client.stopClient();
+    throw e;
+  }
+  return client;
+}
+
+/** Starts (or restarts) a client and resolves at its first PREPARED sync. */
+export async function startSynced(client: MatrixClient, ms = 10_000): Promise<void> {
   const prepared = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${userId}: no PREPARED sync within 10 s`)), 10_000);
-    client.on(ClientEvent.Sync, function onSync(state) {
+    const timer = setTimeout(() => {
+      client.off(ClientEvent.Sync, onSync);
+      reject(new Error(`${client.getUserId() ?? "?"}: no PREPARED sync within ${ms} ms`));
+    }, ms);
+    function onSync(state: SyncState): void {
       if (state !== SyncState.Prepared) return;
       clearTimeout(timer);
       client.off(ClientEvent.Sync, onSync);
       resolve();
-    });
+    }
+    client.on(ClientEvent.Sync, onSync);
   });
   await client.startClient({ initialSyncLimit: 20 });
   try {
@@ -268,7 +347,6 @@ export async function humanClient(hs: TestHomeserver, localpart: string): Promis
     client.stopClient();
     throw e;
   }
-  return client;
 }
 
 export async function stopClient(client: MatrixClient): Promise<void> {
