@@ -412,7 +412,7 @@ async function main(): Promise<void> {
       "at a time, so background load on the machine falls on both alike; p99 of 1,000 samples still moves by tens of",
       "percent between runs. Scale: commands go out on a fixed schedule without waiting for answers. RSS is the bot",
       "process's VmRSS (bot/main.ts under Node's type stripping, which adds ~17 MB over the built dist/ JavaScript).",
-      "Deploy: the real bot runs the fake clan (test/support/fake-clan) for `!deploy tag:bench`; its wall time is the",
+      "Deploy: the real bot runs the fake clan (demo/fake-clan) for `!deploy tag:bench`; its wall time is the",
       "command's origin_server_ts to the ✅'s, against the fake clan alone doing the same updates at the same width",
       "from this process (no bot), run before each bot deploy and once after (medians compared). Every fake deploy",
       "is one Node process (its nix/ssh stand-ins run inside it): its start-up is what keeps the fake alone from the",

@@ -2,7 +2,7 @@ import { confirmFirst } from "./confirm-first.ts";
 import { formatDeployStatus, describeLock } from "./deploy-format.ts";
 import type { DeployKind, DeployRequest, DeployState } from "./deploy-types.ts";
 import { resolveTargets } from "./deploy-targets.ts";
-import { Refusal, ReportedFailure, UserError } from "./errors.ts";
+import { BadInput, Refusal, ReportedFailure } from "./errors.ts";
 import { bold, concat, type Message } from "./format.ts";
 import { statusMessage } from "./status-message.ts";
 import type { CommandContext, CommandSpec } from "./types.ts";
@@ -52,6 +52,25 @@ export async function runDeploy(
   return status.follow(running, () => void ctx.deploys.cancel(ctx.runId, "the bot shutting down"), attach);
 }
 
+const NO_TARGET = "set the inventory's deploy.targetHost or clan.core.networking.targetHost";
+
+/**
+ * clan cannot deploy a machine without a target host: one named on its own is refused; ones a tag
+ * or `all` picked are left out, and the room is told which.
+ */
+export async function leaveOutUntargeted(ctx: CommandContext, machines: readonly string[], named: ReadonlySet<string>): Promise<string[]> {
+  const without = new Set(await ctx.ssh.withoutTarget(machines, ctx.signal));
+  if (!without.size) return [...machines];
+  const namedWithout = [...without].filter((m) => named.has(m));
+  const list = (ms: readonly string[]): string => ms.join(", ");
+  if (namedWithout.length || without.size === machines.length) {
+    const which = namedWithout.length ? namedWithout : [...without];
+    throw new Refusal(`${list(which)} ${which.length === 1 ? "has" : "have"} no target host, so clan cannot deploy ${which.length === 1 ? "it" : "them"}: ${NO_TARGET}. Nothing was deployed.`);
+  }
+  await ctx.reply(concat(`Leaving out ${list([...without])}: no target host (${NO_TARGET}).`));
+  return machines.filter((m) => !without.has(m));
+}
+
 export const deployCommand: CommandSpec = {
   name: "deploy",
   summary: "Deploys machines: their NixOS configuration from the clan flake, with live progress and the log.",
@@ -63,9 +82,12 @@ export const deployCommand: CommandSpec = {
     "or all, asks you to confirm with ✅ first. Cancel with !cancel <id|machine>; see past deploys with !deploys.",
   async run(ctx, input): Promise<Message | void> {
     const kind: DeployKind = input.flags["dry-run"] === true ? "dry-run" : "switch";
-    const { machines, all, named } = await resolveTargets(ctx, input.args);
-    if (!machines.length) throw new UserError("No machine matches that.");
+    const picked = await resolveTargets(ctx, input.args);
+    const { all, named } = picked;
+    if (!picked.machines.length) throw new BadInput("No machine matches that.");
+    let machines = picked.machines;
     if (kind === "switch") {
+      machines = await leaveOutUntargeted(ctx, machines, named);
       await checkLocks(ctx, machines, named);
       if (all || machines.length > ctx.deploys.confirmAbove) await askFirst(ctx, machines, all);
     }

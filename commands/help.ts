@@ -1,4 +1,4 @@
-import { UserError } from "./errors.ts";
+import { BadInput } from "./errors.ts";
 import { bold, bulletList, code, concat, italic, lines, paragraphs, type Message } from "./format.ts";
 import { allows } from "./levels.ts";
 import { usage } from "./parse-input.ts";
@@ -86,7 +86,7 @@ export function makeHelpCommand(table: () => readonly CommandSpec[]): CommandSpe
       const [name] = input.args;
       if (name === undefined) return helpOverview(table(), ctx.sender.level, ctx.prefix, ctx.thresholds);
       const spec = findCommand(table(), name.replace(/^!/, ""));
-      if (!spec) throw new UserError(`There is no command '${name}'. ${ctx.prefix}help lists them all.`);
+      if (!spec) throw new BadInput(`There is no command '${name}'. ${ctx.prefix}help lists them all.`);
       return describeCommand(spec, ctx.prefix, ctx.thresholds, spec.helpNote?.(ctx));
     },
   };

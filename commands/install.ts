@@ -2,7 +2,7 @@ import { confirmFirst } from "./confirm-first.ts";
 import { resolveMachine } from "./deploy-targets.ts";
 import type { InstallSource } from "./deploy-types.ts";
 import { runDeploy } from "./deploy.ts";
-import { ReportedFailure, UserError } from "./errors.ts";
+import { BadInput, ReportedFailure, UserError } from "./errors.ts";
 import { bold, code, concat, formatDuration, paragraphs } from "./format.ts";
 import { refuseIfBusy } from "./machine-busy.ts";
 import type { CommandContext, CommandSpec } from "./types.ts";
@@ -36,7 +36,7 @@ export const installCommand: CommandSpec = {
 
 async function byTarget(ctx: CommandContext, machine: string, text: string): Promise<InstallSource> {
   const target = ctx.ssh.parseTarget(text);
-  if ("error" in target) throw new UserError(`That is not an SSH target: ${target.error}. Write it as root@host or root@host:port.`);
+  if ("error" in target) throw new BadInput(`That is not an SSH target: ${target.error}. Write it as root@host or root@host:port.`);
   await confirmFirst(ctx, {
     ask: concat(bold(`Install ${machine} to ${target.text}?`), " This erases the disks of the machine at that address."),
     subject: `Install of ${machine}`,

@@ -70,4 +70,6 @@ export interface SshMachines {
   readInstallerCode(content: ReplyContent): Promise<InstallerRead>;
   /** Checks `user@host:port` as typed; `text` is the address as it will be passed on. */
   parseTarget(text: string): { readonly text: string } | { readonly error: string };
+  /** Those of `machines` with no target host (neither the inventory's nor clan.core.networking's): clan cannot deploy them. */
+  withoutTarget(machines: readonly string[], signal: AbortSignal): Promise<string[]>;
 }

@@ -1,5 +1,5 @@
 import { resolveTargets } from "./deploy-targets.ts";
-import { UserError } from "./errors.ts";
+import { BadInput } from "./errors.ts";
 import { formatStatus } from "./ssh-format.ts";
 import type { Message } from "./format.ts";
 import type { CommandSpec } from "./types.ts";
@@ -16,7 +16,7 @@ export const statusCommand: CommandSpec = {
     "the system I last deployed there. A machine's host key is pinned the first time I reach it.",
   async run(ctx, input): Promise<Message> {
     const { machines } = await resolveTargets(ctx, input.args.length ? input.args : ["all"]);
-    if (!machines.length) throw new UserError("No machine matches that.");
+    if (!machines.length) throw new BadInput("No machine matches that.");
     return formatStatus(await ctx.ssh.status(machines, ctx.signal), ctx.prefix);
   },
 };

@@ -58,6 +58,8 @@ export interface Attachment {
   readonly data: Uint8Array;
   /** Set for images: clients lay them out before downloading. */
   readonly image?: { readonly width: number; readonly height: number };
+  /** For an image of a QR code: the text it encodes, so that a terminal can draw the code itself. */
+  readonly qr?: string;
 }
 
 export interface Machine {
@@ -79,8 +81,11 @@ export interface ClanView {
   machines(signal: AbortSignal, fresh?: boolean): Promise<Machine[]>;
 }
 
-/** `limited`: not run, the sender was over the command limit (answered once per window). */
-export type AuditResult = "running" | "ok" | "failed" | "refused" | "limited" | "expired" | "error" | "interrupted";
+/**
+ * `invalid`: what was typed is not a command the bot can run (nothing was tried); `limited`: not run,
+ * the sender was over the command limit (answered once per window).
+ */
+export type AuditResult = "running" | "ok" | "failed" | "invalid" | "refused" | "limited" | "expired" | "error" | "interrupted";
 
 export interface AuditEntry {
   readonly id: number;

@@ -273,7 +273,7 @@ export class DeployService implements Deploys {
     }
     const source = request.install;
     if (!source) throw new Error("an install without a target");
-    if (source.kind === "target") return this.runProcess(job, m, this.o.clanCommand, installArgs(m.machine, this.o.flake, ["--target-host", source.target]));
+    if (source.kind === "target") return this.runProcess(job, m, this.o.clanCommand, installArgs(m.machine, this.o.flake, [`--target-host=${source.target}`]));
     // The installer's password goes to clan in a file only the bot can read, never on a command line.
     const jsonPath = join(this.o.logDir, `install-${request.id}-${m.machine}.json`);
     const { pass, tor } = source.installer;

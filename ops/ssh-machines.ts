@@ -207,6 +207,11 @@ export class SshMachineService implements SshMachines {
     return parseTarget(text);
   }
 
+  async withoutTarget(machines: readonly string[], signal: AbortSignal): Promise<string[]> {
+    const found = await this.targets(machines, signal);
+    return machines.filter((m) => !found.has(m));
+  }
+
   forgetHostKey(machine: string): Promise<void> {
     return forgetHostKey(this.o.db, this.o.clan, machine);
   }

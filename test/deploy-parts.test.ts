@@ -618,3 +618,19 @@ test("a cancelled deploy says who cancelled it", () => {
   assert.match(text, /🚫 Cancelled by @alice:example\.org after 1 min 30 s\./);
   assert.match(text, /🚫 \*laptop\*: cancelled by @alice:example\.org after 20 s/);
 });
+
+test("!deploy: machines without a target host are left out with a word when a tag or all picked them, refused when named", async () => {
+  const { leaveOutUntargeted } = await import("../commands/deploy.ts");
+  const { Refusal } = await import("../commands/errors.ts");
+  const said: string[] = [];
+  const ctx = {
+    signal: new AbortController().signal,
+    ssh: { withoutTarget: async (ms: readonly string[]) => ms.filter((m) => m === "garden") },
+    reply: async (m: { text: string }) => void said.push(m.text),
+  } as unknown as Parameters<typeof leaveOutUntargeted>[0];
+  assert.deepEqual(await leaveOutUntargeted(ctx, ["garden", "laptop", "nas"], new Set()), ["laptop", "nas"]);
+  assert.deepEqual(said, ["Leaving out garden: no target host (set the inventory's deploy.targetHost or clan.core.networking.targetHost)."]);
+  await assert.rejects(leaveOutUntargeted(ctx, ["garden", "laptop"], new Set(["garden"])), (e: unknown) => e instanceof Refusal && /garden has no target host, so clan cannot deploy it/.test(e.message));
+  await assert.rejects(leaveOutUntargeted(ctx, ["garden"], new Set()), Refusal);
+  assert.deepEqual(await leaveOutUntargeted(ctx, ["laptop"], new Set(["laptop"])), ["laptop"]);
+});

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { FAMILY, world, type World } from "./support/e2e.ts";
-import { fakeNixPath } from "./support/fake-clan-fixture.ts";
+import { fakeNixPath } from "../demo/fake-clan-fixture.ts";
 import { say, waitForEvent, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
 import { killVmsAfter } from "./support/vm-helpers.ts";
 

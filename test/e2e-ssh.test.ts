@@ -8,7 +8,7 @@ import { EventType, RelationType, type MatrixClient } from "matrix-js-sdk";
 import { loadBotKey } from "../ops/ssh-key.ts";
 import { waitForStatus } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
-import type { FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import type { FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { FakeMachine, freePort } from "./support/fake-machine.ts";
 import { say, waitForEvent, waitForReaction, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
 import { tempDir } from "./support/temp-dir.ts";

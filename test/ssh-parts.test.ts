@@ -15,6 +15,8 @@ import { tempDir } from "./support/temp-dir.ts";
 
 test("clan target addresses: user, host, port, IPv6, options", () => {
   assert.deepEqual(parseTarget("root@laptop.lan"), { user: "root", host: "laptop.lan", port: 22, text: "root@laptop.lan" });
+  // A target goes into clan's argv: it must never look like an option.
+  for (const t of ["--help", "-oProxyCommand=x", "root@-x", "-root@host", "--target-host"]) assert.ok("error" in parseTarget(t), t);
   assert.deepEqual(parseTarget("nas"), { user: "root", host: "nas", port: 22, text: "nas" });
   assert.deepEqual(parseTarget("admin@10.0.0.5:2222"), { user: "admin", host: "10.0.0.5", port: 2222, text: "admin@10.0.0.5:2222" });
   assert.deepEqual(parseTarget("root@[fd00::1]:22"), { user: "root", host: "fd00::1", port: 22, text: "root@[fd00::1]:22" });

@@ -204,6 +204,7 @@ export class MatrixFrontEnd {
         eventId,
         sentAt,
         sender: { id: sender, name: room.getMember(sender)?.name ?? sender, powerLevel: powerLevelOf(room, sender) },
+        powerLevelNow: () => powerLevelOf(room, sender),
         line,
         claimed: claim.stored,
       },

@@ -3,7 +3,8 @@ import type { Outbox, Post } from "./outbox.ts";
 import type { Message } from "../../commands/format.ts";
 import type { Attachment, Confirmation, ReceivedReply, SentMessage } from "../../commands/types.ts";
 import type { ReplyChannel } from "../dispatcher.ts";
-import { downloadMedia, encryptAttachment } from "./media.ts";
+import { UserError } from "../../commands/errors.ts";
+import { downloadMedia, encryptAttachment, MediaDownloadError } from "./media.ts";
 import type { ReactionWaiters } from "./reaction-waiters.ts";
 import type { ReplyWaiters } from "./reply-waiters.ts";
 
@@ -88,6 +89,9 @@ export class MatrixReplyChannel implements ReplyChannel {
       } catch (err) {
         // The message may still show a secret: it is removed even when it cannot be read.
         await remove("unreadable answer to a request of the bot");
+        if (err instanceof MediaDownloadError) {
+          throw new UserError(`I could not download the image you sent: ${err.message}. Nothing was done; send it again, or paste the text instead.`);
+        }
         throw err;
       }
     }

@@ -2,7 +2,7 @@ import { after } from "node:test";
 import { join } from "node:path";
 import { KnownMembership, Preset, type MatrixClient } from "matrix-js-sdk";
 import { startBot, writeConfig, type BotProcess } from "./bot-process.ts";
-import { fakeClanPath, makeFlake, type FakeClanFixture } from "./fake-clan-fixture.ts";
+import { fakeClanPath, makeFlake, type FakeClanFixture } from "../../demo/fake-clan-fixture.ts";
 import { bootstrapCrossSigning, eventually } from "./e2ee-client.ts";
 import { humanClient, startHomeserver, stopClient, type TestHomeserver } from "./homeserver.ts";
 import { waitForEvent } from "./matrix-wait.ts";

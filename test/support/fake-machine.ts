@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { answersSsh } from "../../ops/ssh-machines.ts";
+import { stopAtExit } from "./leftovers.ts";
 
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -235,6 +236,7 @@ export class FakeMachine {
 
   async startSshd(): Promise<void> {
     const child = spawn(SSHD, ["-D", "-e", "-f", join(this.dir, "sshd_config")], { detached: true, stdio: ["ignore", "ignore", "pipe"] });
+    stopAtExit(child, true);
     let stderr = "";
     child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
     this.sshd = child;

@@ -17,4 +17,6 @@ export const noSsh: SshMachines = {
   forgetHostKey: unused,
   readInstallerCode: unused,
   parseTarget: unused,
+  // Deploys ask which machines have no target host; these tests' machines all have one.
+  withoutTarget: async () => [],
 };

@@ -117,7 +117,8 @@ export async function backupsCreate(ctx) {
     });
     const work = remoteRun(ctx, remote, [backups.providers[p].create], { spec });
     await Promise.all([work, emitBytes(k.bytes, { prefix: name, stream: bytesStream(k) })]);
-    addArchive(flake, name, p);
+    // clan only starts the provider's job: one that did nothing (noArchive) leaves no new archive, and clan cannot tell.
+    if (!applies(k.noArchive, name)) addArchive(flake, name, p);
     out("successfully started backup\n");
   }
 }

@@ -1,16 +1,22 @@
-// Helpers for tests that drive the fake `clan` (test/support/fake-clan/clan): the
+// Helpers for tests that drive the fake `clan` (demo/fake-clan/clan): the
 // fixture type, temporary flakes, the invocation log, and processes of a group.
 // The fixture format and the behaviour knobs are documented at the top of the
 // executable itself.
 
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The directory to put first on PATH so that `clan` is the fake. */
-export const fakeClanDir: string = path.join(path.dirname(fileURLToPath(import.meta.url)), "fake-clan");
+export const fakeClanDir: string = findFakeClan(path.dirname(fileURLToPath(import.meta.url)));
+
+/** Next to this file in the sources; from the built package (dist/demo/), the shipped demo/ folder. */
+function findFakeClan(here: string): string {
+  const beside = path.join(here, "fake-clan");
+  return existsSync(beside) ? beside : path.join(here, "..", "..", "demo", "fake-clan");
+}
 /** Absolute path of the fake `clan` executable. */
 export const fakeClanPath: string = path.join(fakeClanDir, "clan");
 /** Absolute path of the fake `nix` (only `nix build` of a machine's system, for dry runs). */
@@ -52,6 +58,8 @@ export interface FakeClanKnobs {
   hangOnStdin?: MachineSwitch;
   generateVars?: MachineSwitch;
   orphanGraceMs?: number;
+  /** backups create: the provider's job succeeds but makes no new archive. */
+  noArchive?: MachineSwitch;
   /** update: the nix/ssh stand-ins run inside the fake instead of as child processes (benchmarks). */
   inlineStandIns?: boolean;
   /** install: installer addresses (or --target-host hosts) that do not answer. */
