@@ -7,6 +7,9 @@ import { BackupService } from "../ops/backup-service.ts";
 import { ClanCli } from "../ops/clan-cli.ts";
 import { DeployService } from "../ops/deploy-service.ts";
 import { CachedRead } from "../ops/cached-read.ts";
+import { ClanKnownHosts } from "../ops/clan-known-hosts.ts";
+import { detectDryRun, updateReachArgs } from "../ops/clan-reach.ts";
+import { pinnedHostLines } from "../storage/host-keys.ts";
 import { sharedMachineQueue } from "../ops/machine-queue.ts";
 import { loadBotKey, type BotKey } from "../ops/ssh-key.ts";
 import { SshMachineService } from "../ops/ssh-machines.ts";
@@ -73,6 +76,9 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout });
   const vmBackend = await detectVmBackend(config.clan.command, config.vm.backend, config.clan.timeout);
   log.info({ backend: vmBackend.kind, why: vmBackend.why }, "VMs are run with this backend");
+  const dryRun = await detectDryRun(config.clan.command, config.clan.timeout);
+  log.info({ dryRun: dryRun.kind, why: dryRun.why }, "dry runs build with this");
+  const sshDir = join(dirname(config.storage.path), "ssh");
   const vms = new VmService({
     db,
     clock,
@@ -109,8 +115,26 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   for (const clan of clans) {
     const flake = resolve(clan.flake);
     const inventory = new CachedRead(() => cli.machines(flake), config.clan.inventoryCacheTtl, clock);
-    const view: ClanView = { name: clan.name, flake, machines: (signal, fresh) => inventory.get(signal, fresh) };
     const configuredTargets = new CachedRead(() => cli.configuredTargets(flake), config.clan.inventoryCacheTtl, clock);
+    const routes = new CachedRead(() => cli.routes(flake), config.clan.inventoryCacheTtl, clock);
+    const explicitOnly = new CachedRead(() => cli.explicitUpdateMachines(flake), config.clan.inventoryCacheTtl, clock);
+    const view: ClanView = {
+      name: clan.name,
+      flake,
+      machines: (signal, fresh) => inventory.get(signal, fresh),
+      async updatePlan(signal) {
+        const [machines, explicit, configured, networks] = await Promise.all([inventory.get(signal), explicitOnly.get(signal), configuredTargets.get(signal), routes.get(signal)]);
+        const noRoute = machines.filter((m) => !m.targetHost && !networks.get(m.name)?.length && !configured[m.name]).map((m) => m.name);
+        return { explicitOnly: explicit, noRoute: new Set(noRoute) };
+      },
+    };
+    const knownHosts = new ClanKnownHosts({
+      clan: clan.name,
+      clanFile: join(sshDir, `known_hosts-${clan.name}`),
+      userFile: config.clan.sshKnownHosts === false ? undefined : config.clan.sshKnownHosts,
+      pinned: () => pinnedHostLines(db, clan.name),
+    });
+    await knownHosts.sync();
     const ssh = new SshMachineService({
       clan: clan.name,
       db,
@@ -124,6 +148,8 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       installerPort: config.install.installerPort,
       machines: (signal) => inventory.get(signal),
       configuredTargets: (signal) => configuredTargets.get(signal),
+      routes: (signal) => routes.get(signal),
+      onPinsChanged: () => knownHosts.sync(),
     });
     // Deploys and backups of a clan: the same clan processes, stopped the same way, in one line per machine.
     const jobs = { clan: clan.name, flake, db, clock, log, clanCommand: config.clan.command, killGraceMs: KILL_GRACE_MS, queue: sharedMachineQueue() };
@@ -155,6 +181,10 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
         logDir: join(logDir, clan.name),
         rollback: (machine, o) => ssh.rollback(machine, o),
         afterInstall: (machine) => ssh.forgetHostKey(machine),
+        dryRun: dryRun.kind,
+        installKeyFile: key.path,
+        updateReach: (machine, signal) =>
+          updateReachArgs({ db, clan: clan.name, keyFile: key.path, dir: join(sshDir, "clan-known-hosts"), reachable: (m, s) => ssh.reachableTarget(m, s) }, machine, signal),
       }),
       thresholds: clanThresholds(config, clan),
     });

@@ -1,4 +1,6 @@
 import { readFile } from "node:fs/promises";
+import { userInfo } from "node:os";
+import { join } from "node:path";
 import { closest } from "fastest-levenshtein";
 import { parseDocument } from "yaml";
 import { z } from "zod";
@@ -89,6 +91,12 @@ export const configSchema = z
         timeout: duration("5m"),
         /** How long an inventory read is reused before the flake is evaluated again. */
         inventoryCacheTtl: duration("5m"),
+        /**
+         * The known_hosts file clan's own ssh reads for `clan backups` (which takes no host key
+         * options): the bot keeps the host keys it pinned there, in a block of its own. ssh finds it
+         * through the passwd entry, so the default is that user's ~/.ssh/known_hosts; false: leave it alone.
+         */
+        sshKnownHosts: z.union([z.string().min(1), z.literal(false)]).default(() => join(userInfo().homedir, ".ssh", "known_hosts")),
       })
       .prefault({}),
     nix: z.strictObject({ command: z.string().min(1).default("nix") }).prefault({}),

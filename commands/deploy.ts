@@ -37,7 +37,7 @@ export async function runDeploy(
   machines: readonly string[],
   source: Pick<DeployRequest, "install" | "restore"> = {},
 ): Promise<DeployState> {
-  const status = statusMessage(ctx, formatDeployStatus);
+  const status = statusMessage(ctx, (s: DeployState, now: number) => formatDeployStatus(s, now, ctx.prefix));
   const request: DeployRequest = { id: ctx.runId, kind, sender: ctx.sender.id, machines, ...source };
   const running = await ctx.deploys.start(request, status.onChange);
   // Packed and posted beside the final edit, which may wait for its 2 s gap (both after ✅/❌).

@@ -94,6 +94,16 @@ export function formatStatus(statuses: readonly MachineStatus[], prefix: string)
     );
   }
   if (problems.some((p) => p.problem === "auth")) parts.push(concat("🚫 My key is not authorized there: ", code(`${prefix}sshkey`), " shows it and how to add it."));
+  const reboot = statuses.filter((s) => s.ok && s.health.rebootPending).map((s) => s.machine);
+  if (reboot.length) {
+    parts.push(
+      concat(
+        `🔁 ${reboot.join(", ")} ${reboot.length === 1 ? "has" : "have"} a new system waiting for the next boot. An admin can `,
+        code(`${prefix}reboot ${reboot[0]}`),
+        " to start it.",
+      ),
+    );
+  }
   const pinned = statuses.filter((s) => s.ok && s.pinnedNow).map((s) => s.machine);
   if (pinned.length) parts.push(concat(`🔑 First contact with ${pinned.join(", ")}: I pinned ${pinned.length === 1 ? "its host key" : "their host keys"}.`));
   return paragraphs(...parts);

@@ -15,7 +15,10 @@ export interface MachineHealth {
   /** `system-42-link` → 42. */
   readonly generation: number | undefined;
   readonly bootId: string | undefined;
+  /** The running system differs from the booted one, or the next boot starts another (the profile's). */
   readonly rebootPending: boolean;
+  /** Where /nix/var/nix/profiles/system points: what the next boot starts. */
+  readonly nextBootSystem?: string | undefined;
   readonly failedUnits: readonly string[];
   readonly rootDisk: { readonly sizeKiB: number; readonly usedKiB: number; readonly availKiB: number } | undefined;
 }

@@ -74,6 +74,17 @@ export interface ClanView {
   readonly flake: string;
   /** The inventory's machines; `fresh` evaluates the flake again instead of using the last read. */
   machines(signal: AbortSignal, fresh?: boolean): Promise<Machine[]>;
+  /**
+   * What clan itself would do with an update without names: machines it leaves out
+   * (`requireExplicitUpdate`) and machines with no way to reach them (no inventory target, no
+   * network route, no configured targetHost), which clan would pick and fail.
+   */
+  updatePlan?(signal: AbortSignal): Promise<UpdatePlan>;
+}
+
+export interface UpdatePlan {
+  readonly explicitOnly: ReadonlySet<string>;
+  readonly noRoute: ReadonlySet<string>;
 }
 
 export type AuditResult = "running" | "ok" | "failed" | "refused" | "expired" | "error" | "interrupted";

@@ -94,6 +94,8 @@ export interface FakeClanMachine {
   hostName?: string;
   system?: string;
   requireExplicitUpdate?: boolean;
+  /** system.stateVersion (default "25.11"). */
+  stateVersion?: string;
   /** false: ssh does not know the host key yet (default true), when no known_hosts line names the host. */
   hostKeyKnown?: boolean;
   /** The host key the machine shows ("ssh-ed25519 AAAA..."): a known_hosts line with another key for its name fails. */

@@ -273,7 +273,7 @@ function machineEval(fixture, name) {
     },
     networking: { hostName: m.hostName ?? name },
     nixpkgs: { hostPlatform: { system } },
-    system: { build: { toplevel: toplevelPath(fixture, name) }, nixos: { version: nixosVersion(fixture) } },
+    system: { build: { toplevel: toplevelPath(fixture, name) }, nixos: { version: nixosVersion(fixture) }, stateVersion: m.stateVersion ?? "25.11" },
   };
   return { config: deepMerge(config, m.config ?? {}), pkgs: { stdenv: { hostPlatform: { system } } } };
 }
