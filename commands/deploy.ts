@@ -52,6 +52,29 @@ export async function runDeploy(
   return status.follow(running, () => void ctx.deploys.cancel(ctx.runId, "the bot shutting down"), attach);
 }
 
+/**
+ * Machines picked by `all` or a tag are the ones clan itself would update: those that must be
+ * updated by name (`requireExplicitUpdate`) are left out, and so are those clan has no way to
+ * reach (no inventory target, no network route, no configured targetHost), which clan would pick
+ * and fail. Machines named one by one are deployed as asked.
+ */
+export async function leaveOut(ctx: CommandContext, machines: readonly string[], named: ReadonlySet<string>): Promise<{ machines: string[]; note: Message | undefined }> {
+  const plan = await ctx.clan.updatePlan?.(ctx.signal);
+  if (!plan) return { machines: [...machines], note: undefined };
+  const explicit = machines.filter((m) => !named.has(m) && plan.explicitOnly.has(m));
+  const unreachable = machines.filter((m) => !named.has(m) && !plan.explicitOnly.has(m) && plan.noRoute.has(m));
+  const kept = machines.filter((m) => !explicit.includes(m) && !unreachable.includes(m));
+  const said: string[] = [];
+  if (explicit.length) said.push(`Left out, as clan does: ${explicit.join(", ")} (requireExplicitUpdate: deploy ${explicit.length === 1 ? "it" : "them"} by name).`);
+  if (unreachable.length) {
+    said.push(
+      `Skipped: ${unreachable.join(", ")}: no way to reach ${unreachable.length === 1 ? "it" : "them"} ` +
+        "(no inventory deploy.targetHost, no clan network has it as a peer, no clan.core.networking.targetHost).",
+    );
+  }
+  return { machines: kept, note: said.length ? concat(`⏭️ ${said.join(" ")}`) : undefined };
+}
+
 export const deployCommand: CommandSpec = {
   name: "deploy",
   summary: "Deploys machines: their NixOS configuration from the clan flake, with live progress and the log.",
@@ -63,7 +86,14 @@ export const deployCommand: CommandSpec = {
     "or all, asks you to confirm with ✅ first. Cancel with !cancel <id|machine>; see past deploys with !deploys.",
   async run(ctx, input): Promise<Message | void> {
     const kind: DeployKind = input.flags["dry-run"] === true ? "dry-run" : "switch";
-    const { machines, all, named } = await resolveTargets(ctx, input.args);
+    const picked = await resolveTargets(ctx, input.args);
+    const { all, named } = picked;
+    let machines = picked.machines;
+    if (kind === "switch") {
+      const left = await leaveOut(ctx, machines, named);
+      machines = left.machines;
+      if (left.note) await ctx.reply(left.note);
+    }
     if (!machines.length) throw new UserError("No machine matches that.");
     if (kind === "switch") {
       await checkLocks(ctx, machines, named);

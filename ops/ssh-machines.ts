@@ -238,10 +238,29 @@ export class SshMachineService implements SshMachines {
   }
 
   async firstAnswering(addresses: readonly string[], signal: AbortSignal): Promise<string | undefined> {
-    const answers = addresses.map((a) => answersSsh(a, this.o.installerPort, Math.min(this.o.timeoutMs, 5000), signal));
-    // In the installer's order: a later address only wins when the earlier ones do not answer.
-    for (const [i, answer] of answers.entries()) if (await answer) return addresses[i];
+    const ordered = installerOrder(addresses);
+    const answers = ordered.map((a) => answersSsh(unbracket(a), this.o.installerPort, Math.min(this.o.timeoutMs, 5000), signal));
+    // In that order: a later address only wins when the earlier ones do not answer.
+    for (const [i, answer] of answers.entries()) if (await answer) return ordered[i];
     return undefined;
+  }
+
+  async installerLogin(address: string, signal: AbortSignal): Promise<"accepted" | "refused" | "unreachable"> {
+    const target: SshTarget = { user: "root", host: unbracket(address), port: this.o.installerPort, text: address };
+    try {
+      const session = await connectSsh({
+        target,
+        privateKey: this.o.key.privateKey,
+        timeoutMs: this.o.timeoutMs,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs)]),
+        verifyHostKey: async () => ({ ok: true }),
+      });
+      session.close();
+      return "accepted";
+    } catch (err) {
+      if (err instanceof SshError && err.kind === "auth") return "refused";
+      return "unreachable";
+    }
   }
 
   private connect(machine: string, target: SshTarget, signal: AbortSignal): Promise<SshSession> {
@@ -335,6 +354,24 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+function unbracket(address: string): string {
+  return address.startsWith("[") && address.endsWith("]") ? address.slice(1, -1) : address;
+}
+
+/**
+ * The installer's addresses in the order worth trying: IPv4 (the usual LAN), then IPv6 that is
+ * not link-local, then link-local IPv6 (fe80::, which needs an interface the code does not name);
+ * in the installer's order within each.
+ */
+export function installerOrder(addresses: readonly string[]): string[] {
+  const rank = (a: string): number => {
+    const h = unbracket(a).toLowerCase();
+    if (!h.includes(":")) return 0;
+    return /^fe[89ab]/.test(h) ? 2 : 1;
+  };
+  return [...addresses].map((a, i) => ({ a, i, r: rank(a) })).sort((x, y) => x.r - y.r || x.i - y.i).map((x) => x.a);
 }
 
 /** Whether `host:port` answers with an SSH banner within `timeoutMs`. */

@@ -53,7 +53,10 @@ test("!deploy laptop runs clan for that machine, edits one status message at mos
 
   const runs = await updateRuns(w.clanLog);
   assert.equal(runs.length, 1);
-  assert.deepEqual(runs[0]?.argv, ["machines", "update", "laptop", "--host-key-check", "accept-new", "--flake", w.flake]);
+  assert.deepEqual(runs[0]?.argv.slice(0, 4), ["machines", "update", "laptop", "--target-host"]);
+  // The route the bot takes too, with its key and the host keys it pinned for clan's ssh (none yet: accept-new).
+  assert.match(runs[0]?.argv[4] ?? "", /^root@laptop\.lan:22\?UserKnownHostsFile=\/.*\/family-laptop&IdentityFile=\/.*id_ed25519&IdentitiesOnly=yes$/);
+  assert.deepEqual(runs[0]?.argv.slice(5), ["--host-key-check", "accept-new", "--flake", w.flake]);
   assert.equal(runs[0]?.env.NO_COLOR, "1");
   assert.equal(runs[0]?.stdinIsTTY, false);
 

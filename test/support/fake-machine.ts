@@ -36,6 +36,8 @@ export interface FakeMachineOptions {
   comesBack?: boolean;
   /** Only the sshd: commands run on this host as they are, without the machine's directory or stand-ins (benchmarks). */
   plain?: boolean;
+  /** Addresses sshd listens on (default 127.0.0.1): "::1" too for an installer that shows an IPv6 address. */
+  listen?: string[];
 }
 
 /** A free TCP port on 127.0.0.1 (closed again at once). */
@@ -123,7 +125,7 @@ export class FakeMachine {
     if (process.getuid?.() === 0 && !existsSync("/run/sshd")) mkdirSync("/run/sshd", { mode: 0o755 });
     const config = [
       `Port ${this.port}`,
-      "ListenAddress 127.0.0.1",
+      ...(this.o.listen ?? ["127.0.0.1"]).map((a) => `ListenAddress ${a}`),
       `HostKey ${join(dir, "host_key")}`,
       `PidFile ${join(dir, "sshd.pid")}`,
       `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,

@@ -14,6 +14,7 @@ export const noSsh: SshMachines = {
   reboot: unused,
   trust: unused,
   firstAnswering: unused,
+  installerLogin: unused,
   forgetHostKey: unused,
   readInstallerCode: unused,
   parseTarget: unused,
