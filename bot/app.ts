@@ -9,6 +9,7 @@ import { DeployService } from "../ops/deploy-service.ts";
 import { CachedRead } from "../ops/cached-read.ts";
 import { ClanKnownHosts } from "../ops/clan-known-hosts.ts";
 import { detectDryRun, updateReachArgs } from "../ops/clan-reach.ts";
+import { parseGenerations } from "../ops/clan-generations.ts";
 import { pinnedHostLines } from "../storage/host-keys.ts";
 import { sharedMachineQueue } from "../ops/machine-queue.ts";
 import { loadBotKey, type BotKey } from "../ops/ssh-key.ts";
@@ -128,6 +129,13 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
         return { explicitOnly: explicit, noRoute: new Set(noRoute) };
       },
     };
+    const stateVersions = new CachedRead(() => cli.stateVersions(flake), config.clan.inventoryCacheTtl, clock);
+    view.stateVersions = (signal) => stateVersions.get(signal);
+    view.generations = async (machine, signal) => {
+      const reach = await updateReachArgs(clanReach, machine, signal);
+      const r = await cli.run(flake, ["machines", "generations", machine, ...reach], `Listing the generations of ${machine}`, { collectStdout: true, signal });
+      return parseGenerations(r.stdout);
+    };
     const knownHosts = new ClanKnownHosts({
       clan: clan.name,
       clanFile: join(sshDir, `known_hosts-${clan.name}`),
@@ -151,6 +159,8 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       routes: (signal) => routes.get(signal),
       onPinsChanged: () => knownHosts.sync(),
     });
+    // How clan's own ssh reaches a machine: the bot's route, key and pinned host key (ops/clan-reach.ts).
+    const clanReach = { db, clan: clan.name, keyFile: key.path, dir: join(sshDir, "clan-known-hosts"), reachable: (m: string, s: AbortSignal) => ssh.reachableTarget(m, s) };
     // Deploys and backups of a clan: the same clan processes, stopped the same way, in one line per machine.
     const jobs = { clan: clan.name, flake, db, clock, log, clanCommand: config.clan.command, killGraceMs: KILL_GRACE_MS, queue: sharedMachineQueue() };
     const backups = new BackupService({
@@ -183,8 +193,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
         afterInstall: (machine) => ssh.forgetHostKey(machine),
         dryRun: dryRun.kind,
         installKeyFile: key.path,
-        updateReach: (machine, signal) =>
-          updateReachArgs({ db, clan: clan.name, keyFile: key.path, dir: join(sshDir, "clan-known-hosts"), reachable: (m, s) => ssh.reachableTarget(m, s) }, machine, signal),
+        updateReach: (machine, signal) => updateReachArgs(clanReach, machine, signal),
       }),
       thresholds: clanThresholds(config, clan),
     });

@@ -115,6 +115,8 @@ export interface DeployRequest {
   readonly kind: DeployKind;
   readonly sender: string;
   readonly machines: readonly string[];
+  /** For a rollback: the generation to switch to (default: the previous one). */
+  readonly generation?: number;
   /** For an install: where to. */
   readonly install?: InstallSource;
   /** For a restore: what to put back. */

@@ -59,7 +59,7 @@ function drift(s: Extract<MachineStatus, { ok: true }>): Piece {
 }
 
 /** `!status`: one table, then what went wrong where, and what to do about changed host keys. */
-export function formatStatus(statuses: readonly MachineStatus[], prefix: string): Message {
+export function formatStatus(statuses: readonly MachineStatus[], prefix: string, stateVersions: Readonly<Record<string, string>> = {}): Message {
   const rows = statuses.map((s): Piece[] => {
     if (!s.ok) return [bold(s.machine), PROBLEM_STATE[s.problem], "", "", "", "", "", "", ""];
     const h = s.health;
@@ -67,7 +67,7 @@ export function formatStatus(statuses: readonly MachineStatus[], prefix: string)
       bold(s.machine),
       "🟢 up",
       h.uptimeSeconds !== undefined ? formatDuration(h.uptimeSeconds * 1000) : "?",
-      shortVersion(h.nixosVersion),
+      stateVersions[s.machine] ? `${shortVersion(h.nixosVersion)}, state ${stateVersions[s.machine]}` : shortVersion(h.nixosVersion),
       concat(code(shortStorePath(h.currentSystem)), h.generation !== undefined ? ` gen ${h.generation}` : ""),
       h.rebootPending ? "⚠️ pending" : "no",
       h.failedUnits.length ? `⚠️ ${failed(h.failedUnits)}` : "none",

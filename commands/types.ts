@@ -80,6 +80,18 @@ export interface ClanView {
    * network route, no configured targetHost), which clan would pick and fail.
    */
   updatePlan?(signal: AbortSignal): Promise<UpdatePlan>;
+  /** A machine's NixOS system generations, oldest first (`clan machines generations`). */
+  generations?(machine: string, signal: AbortSignal): Promise<Generation[]>;
+  /** Each machine's `system.stateVersion`, as the flake sets it. */
+  stateVersions?(signal: AbortSignal): Promise<Record<string, string>>;
+}
+
+export interface Generation {
+  readonly generation: number;
+  readonly current: boolean;
+  readonly date: string;
+  readonly nixosVersion: string;
+  readonly kernelVersion: string;
 }
 
 export interface UpdatePlan {

@@ -60,7 +60,7 @@ export interface DeployServiceOptions {
   queue?: MachineQueue<MachineHolder>;
   env?: Record<string, string>;
   /** `!rollback` of a machine over SSH. */
-  rollback?: (machine: string, o: { signal: AbortSignal; timeoutMs: number; onLine: (line: string, stream: "stdout" | "stderr") => void }) => Promise<RollbackOutcome>;
+  rollback?: (machine: string, o: { signal: AbortSignal; timeoutMs: number; generation?: number; onLine: (line: string, stream: "stdout" | "stderr") => void }) => Promise<RollbackOutcome>;
   /** After a machine was installed (it has a new host key now). */
   afterInstall?: (machine: string) => Promise<void>;
   /** How a dry run builds: `clan machines build` (clans since 2025-11; it knows the clan's vars) or a raw `nix build`. Default nix. */
@@ -365,7 +365,8 @@ export class DeployService implements Deploys {
     m.startedAt = clock.now();
     this.emit(job);
     await machineStarted(this.o.db, job.request.id, m.machine, m.startedAt, undefined, undefined);
-    job.log.line(`${prefix}clanbot: rolling back to the previous system generation over SSH`);
+    const to = job.request.generation;
+    job.log.line(`${prefix}clanbot: rolling back to ${to !== undefined ? `generation ${to}` : "the previous system generation"} over SSH`);
     const onLine = (line: string): void => {
       job.log.line(prefix + line);
       m.tail.push(line);
@@ -381,7 +382,7 @@ export class DeployService implements Deploys {
       ...r,
     });
     try {
-      const out = await this.o.rollback(m.machine, { signal: m.abort.signal, timeoutMs: this.o.timeoutMs, onLine });
+      const out = await this.o.rollback(m.machine, { signal: m.abort.signal, timeoutMs: this.o.timeoutMs, onLine, ...(to !== undefined ? { generation: to } : {}) });
       if (out.problem) onLine(`clanbot: ${out.problem}`);
       if (out.generation !== undefined) m.generation = out.generation;
       if (out.storePath) m.storePath = out.storePath;

@@ -78,13 +78,19 @@ export function generationOf(link: string | undefined): number | undefined {
  * `nixos-rebuild switch --rollback`, spelled out: the system profile back one generation, then that
  * generation's activation; at the end, the generation and system it is on now.
  */
-export const ROLLBACK_COMMAND = [
-  "set -e",
-  "nix-env --profile /nix/var/nix/profiles/system --rollback",
-  "/nix/var/nix/profiles/system/bin/switch-to-configuration switch",
-  "printf 'clanbot-generation %s\\n' \"$(readlink /nix/var/nix/profiles/system)\"",
-  "printf 'clanbot-system %s\\n' \"$(readlink /run/current-system)\"",
-].join("\n");
+export const ROLLBACK_COMMAND = rollbackCommand();
+
+/** The rollback, to the previous generation or to generation `n` (a number, checked: nothing else goes in). */
+export function rollbackCommand(n?: number): string {
+  if (n !== undefined && !(Number.isSafeInteger(n) && n > 0)) throw new Error(`not a generation number: ${String(n)}`);
+  return [
+    "set -e",
+    n === undefined ? "nix-env --profile /nix/var/nix/profiles/system --rollback" : `nix-env --profile /nix/var/nix/profiles/system --switch-generation ${n}`,
+    "/nix/var/nix/profiles/system/bin/switch-to-configuration switch",
+    "printf 'clanbot-generation %s\\n' \"$(readlink /nix/var/nix/profiles/system)\"",
+    "printf 'clanbot-system %s\\n' \"$(readlink /run/current-system)\"",
+  ].join("\n");
+}
 
 export const REBOOT_COMMAND = "systemctl reboot";
 

@@ -7,7 +7,7 @@ import { lastActivatedSystems } from "../storage/deploys.ts";
 import { forgetHostKey, pinHostKeyIfNone, pinnedHostKey, replaceHostKey } from "../storage/host-keys.ts";
 import { KnownHostsFile, PinnedHostKeys, type HostKey, type HostKeyPolicy } from "./host-keys.ts";
 import { Slots } from "./machine-queue.ts";
-import { BOOT_ID_COMMAND, HEALTH_COMMAND, REBOOT_COMMAND, ROLLBACK_COMMAND, asRoot, generationOf, parseHealth } from "./machine-health.ts";
+import { BOOT_ID_COMMAND, HEALTH_COMMAND, REBOOT_COMMAND, asRoot, generationOf, parseHealth, rollbackCommand } from "./machine-health.ts";
 import { SshError, connectSsh, type SshSession } from "./ssh-connection.ts";
 import type { BotKey } from "./ssh-key.ts";
 import { knownHostsName, parseTarget, type SshTarget } from "./ssh-target.ts";
@@ -157,7 +157,7 @@ export class SshMachineService implements SshMachines {
   }
 
   /** Runs the rollback on the machine, its output line by line; for the deploy service. */
-  async rollback(machine: string, o: { signal: AbortSignal; timeoutMs: number; onLine: (line: string, stream: "stdout" | "stderr") => void }): Promise<RollbackOutcome> {
+  async rollback(machine: string, o: { signal: AbortSignal; timeoutMs: number; generation?: number; onLine: (line: string, stream: "stdout" | "stderr") => void }): Promise<RollbackOutcome> {
     let target: SshTarget;
     let session: SshSession;
     try {
@@ -169,7 +169,7 @@ export class SshMachineService implements SshMachines {
     try {
       let generation: number | undefined;
       let storePath: string | undefined;
-      const r = await session.exec(asRoot(target.user, ROLLBACK_COMMAND), {
+      const r = await session.exec(asRoot(target.user, rollbackCommand(o.generation)), {
         timeoutMs: o.timeoutMs,
         signal: o.signal,
         onLine: (line, stream) => {

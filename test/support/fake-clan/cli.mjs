@@ -3,7 +3,7 @@
 // the leaf parsers, as in clan: `clan --flake X machines list` is a usage error.
 
 import { COMMON_FLAGS, addSubcommands, addSubparser, makeParser } from "./argparse.mjs";
-import { addVmsParser, vmsAvailable } from "./vms.mjs";
+import { addVmsParser, releaseAtLeast, vmsAvailable } from "./vms.mjs";
 
 const link = (url) => `\x1b]8;;${url}\x1b\\${url}\x1b]8;;\x1b\\`;
 const DOCS = "https://clan.lol/docs/unstable";
@@ -72,7 +72,8 @@ export function buildParser() {
     help: "Tags that machines should be queried for. Multiple tags will intersect.",
   };
   const machineNames = (help) => ({ dest: "machines", nargs: "*", metavar: "MACHINE", default: [], help });
-  addSubparser(machines, "build", {
+  // `machines build` came in 2025-11 (release 25.11): older releases have no such subcommand.
+  if (releaseAtLeast(25, 11)) addSubparser(machines, "build", {
     help: "Build machine configurations",
     aliases: ["b"],
     positionals: [machineNames("Machine(s) to build. If no machines are specified, all machines will be built.")],
