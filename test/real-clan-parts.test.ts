@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { test } from "node:test";
+import { archiveTime, newestFirst } from "../commands/archives.ts";
 import { formatDeployStatus } from "../commands/deploy-format.ts";
-import type { DeployState } from "../commands/deploy-types.ts";
+import { ARCHIVE_NAME, type DeployState } from "../commands/deploy-types.ts";
 import { formatGenerations } from "../commands/generations.ts";
 import type { Log } from "../commands/types.ts";
 import { describeBackend } from "../commands/vm-format.ts";
@@ -203,4 +204,13 @@ test("a dry run with clan machines build reports the system it built", async () 
   assert.match(final.machines[0]?.storePath ?? "", /^\/nix\/store\/[0-9a-z]{32}-nixos-system-a-/);
   const [build] = (await readInvocations(log)).filter((i) => i.argv[1] === "build");
   assert.deepEqual(build?.argv, ["machines", "build", "a", "--no-link", "--flake", flake]);
+});
+
+test("borg archive names as clan makes them (<dest>::<user@host:/path>::<archive>): dated, ordered, restorable", () => {
+  const older = "nas-backup::borg@backup.lan:/srv/borg/2025-01-01::nas-nas-backup-2026-11-18T01:00:00";
+  const newer = "nas-backup::borg@backup.lan:/srv/borg/2025-01-01::nas-nas-backup-2026-11-19T01:00:00";
+  const offsite = "offsite::u123@u123.your-storagebox.de:./nas::nas-offsite-2026-11-19T03:00:00";
+  assert.equal(archiveTime(newer), Date.parse("2026-11-19T01:00:00Z"), "the archive's date, not the one in the repo's path");
+  assert.deepEqual(newestFirst([older, offsite, newer]), [offsite, newer, older]);
+  for (const name of [older, offsite]) assert.match(name, ARCHIVE_NAME);
 });
