@@ -113,6 +113,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   });
   const scheduler = new BackupScheduler({ db, clock, log, announcer, clans: scheduled, prefix, minIntervalMs: config.backup.minInterval });
   const runtimes = new Map<string, ClanRuntime>();
+  const sshServices: SshMachineService[] = [];
   for (const clan of clans) {
     const flake = resolve(clan.flake);
     const inventory = new CachedRead(() => cli.machines(flake), config.clan.inventoryCacheTtl, clock);
@@ -151,6 +152,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       knownHostsFile: config.ssh.knownHosts,
       timeoutMs: config.ssh.timeout,
       parallel: config.ssh.parallel,
+      keepOpenMs: config.ssh.keepOpen,
       rebootTimeoutMs: config.ssh.rebootTimeout,
       rebootPollMs: config.ssh.rebootPoll,
       installerPort: config.install.installerPort,
@@ -159,6 +161,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       routes: (signal) => routes.get(signal),
       onPinsChanged: () => knownHosts.sync(),
     });
+    sshServices.push(ssh);
     // How clan's own ssh reaches a machine: the bot's route, key and pinned host key (ops/clan-reach.ts).
     const clanReach = { db, clan: clan.name, keyFile: key.path, dir: join(sshDir, "clan-known-hosts"), reachable: (m: string, s: AbortSignal) => ssh.reachableTarget(m, s) };
     // Deploys and backups of a clan: the same clan processes, stopped the same way, in one line per machine.
@@ -233,6 +236,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       invites.disconnect();
       await Promise.all([dispatcher.drain(KILL_GRACE_MS), scheduler.close(KILL_GRACE_MS), watch.close()]);
       vms.close();
+      for (const s of sshServices) s.close();
       await db.close();
     },
   };

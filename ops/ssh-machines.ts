@@ -7,6 +7,7 @@ import { lastActivatedSystems } from "../storage/deploys.ts";
 import { forgetHostKey, pinHostKeyIfNone, pinnedHostKey, replaceHostKey } from "../storage/host-keys.ts";
 import { KnownHostsFile, PinnedHostKeys, type HostKey, type HostKeyPolicy } from "./host-keys.ts";
 import { Slots } from "./machine-queue.ts";
+import { SshPool } from "./ssh-pool.ts";
 import { BOOT_ID_COMMAND, HEALTH_COMMAND, REBOOT_COMMAND, asRoot, generationOf, parseHealth, rollbackCommand } from "./machine-health.ts";
 import { SshError, connectSsh, type SshSession } from "./ssh-connection.ts";
 import type { BotKey } from "./ssh-key.ts";
@@ -34,6 +35,8 @@ export interface SshMachinesOptions {
   machines(signal: AbortSignal): Promise<Machine[]>;
   /** Each machine's `clan.core.networking.targetHost`, for machines the inventory has no target for. */
   configuredTargets(signal: AbortSignal): Promise<Record<string, string>>;
+  /** How long a connection stays open after a status, for the next one (like ControlPersist); 0: closed at once. */
+  keepOpenMs?: number;
   /** The clan's network routes per machine, best first (none: an older clan without exports). */
   routes?(signal: AbortSignal): Promise<Map<string, NetworkRoute[]>>;
   /** A host key was pinned, replaced or forgotten: clan's own ssh is told (ops/clan-known-hosts.ts). */
@@ -59,6 +62,7 @@ export class SshMachineService implements SshMachines {
   private readonly o: SshMachinesOptions;
   private readonly policy: HostKeyPolicy;
   private readonly slots: Slots;
+  private readonly pool: SshPool;
   readonly publicKey: string;
   readonly keyFingerprint: string;
   readonly trustAdvice: string | undefined;
@@ -66,6 +70,7 @@ export class SshMachineService implements SshMachines {
   constructor(o: SshMachinesOptions) {
     this.o = o;
     this.slots = new Slots(o.parallel);
+    this.pool = new SshPool(o.keepOpenMs ?? 0);
     this.publicKey = o.key.publicLine;
     this.keyFingerprint = o.key.fingerprint;
     const { db, clan, clock } = o;
@@ -92,10 +97,37 @@ export class SshMachineService implements SshMachines {
         const release = await this.slots.acquire(signal);
         try {
           const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs)]);
-          const opened = await this.open(machine, found.targets, deadline, (t) => (target = t));
-          const session = opened.session;
+          // A connection kept from the last status skips the handshakes; one the machine dropped meanwhile fails at once and is replaced.
+          let kept: SshSession | undefined;
+          for (const t of found.targets) {
+            kept = this.pool.take(poolKey(machine, t));
+            if (kept) {
+              target = t;
+              break;
+            }
+          }
+          let reused = kept !== undefined;
+          let r: Awaited<ReturnType<SshSession["exec"]>> | undefined;
+          let session = kept;
+          if (kept) {
+            r = await kept.exec(HEALTH_COMMAND, { timeoutMs: this.o.timeoutMs, signal: deadline }).catch((err: unknown) => {
+              if (signal.aborted || !(err instanceof SshError) || err.kind !== "closed") throw err;
+              kept.close();
+              reused = false;
+              return undefined;
+            });
+          }
+          if (r === undefined) {
+            const opened = await this.open(machine, found.targets, deadline, (t) => (target = t));
+            session = opened.session;
+            r = await session.exec(HEALTH_COMMAND, { timeoutMs: this.o.timeoutMs, signal: deadline }).catch((err: unknown) => {
+              opened.session.close();
+              throw err;
+            });
+          }
+          const open = session as SshSession;
+          let keep = false;
           try {
-            const r = await session.exec(HEALTH_COMMAND, { timeoutMs: this.o.timeoutMs, signal: deadline });
             if (r.exitCode !== 0) {
               return { machine, ok: false, target: target.text, problem: "failed", detail: `the status command failed (${r.stderr.trim().split("\n").pop() || `exit ${String(r.exitCode)}`})` };
             }
@@ -106,9 +138,11 @@ export class SshMachineService implements SshMachines {
               : last.storePath === health.currentSystem
                 ? { kind: "in-sync", deployId: last.deployId }
                 : { kind: "drifted", expected: last.storePath, deployId: last.deployId };
-            return { machine, ok: true, target: target.text, health, drift, pinnedNow: session.pinnedNow };
+            keep = true;
+            return { machine, ok: true, target: target.text, health, drift, pinnedNow: !reused && open.pinnedNow };
           } finally {
-            session.close();
+            if (keep) this.pool.give(poolKey(machine, target), open);
+            else open.close();
           }
         } catch (err) {
           return { machine, ok: false, target: target.text, ...problemOf(err, signal, this.o.timeoutMs) };
@@ -119,7 +153,13 @@ export class SshMachineService implements SshMachines {
     );
   }
 
+  /** Closes the connections kept open (the bot is stopping). */
+  close(): void {
+    this.pool.close();
+  }
+
   async reboot(machine: string, signal: AbortSignal, progress: (stage: "rebooting" | "waiting") => void): Promise<RebootReport> {
+    this.pool.drop(`${machine}\n`);
     const { target, session } = await this.open(machine, await this.candidatesOf(machine, signal), AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs)]));
     let bootId: string;
     try {
@@ -207,6 +247,7 @@ export class SshMachineService implements SshMachines {
     const pinned = await pinnedHostKey(this.o.db, this.o.clan, machine);
     if (pinned && pinned.base64 === key.base64 && pinned.type === key.type) return { kind: "unchanged", fingerprint: key.fingerprint };
     const host = knownHostsName(target.host, target.port);
+    this.pool.drop(`${machine}\n`);
     const previous = await replaceHostKey(this.o.db, this.o.clan, machine, key, host, this.o.clock.now(), "trust");
     await this.o.onPinsChanged?.();
     return { kind: "pinned", fingerprint: key.fingerprint, previous: previous?.fingerprint };
@@ -221,6 +262,7 @@ export class SshMachineService implements SshMachines {
   }
 
   async forgetHostKey(machine: string): Promise<void> {
+    this.pool.drop(`${machine}\n`);
     await forgetHostKey(this.o.db, this.o.clan, machine);
     await this.o.onPinsChanged?.();
   }
@@ -323,6 +365,10 @@ export class SshMachineService implements SshMachines {
     }
     return found;
   }
+}
+
+function poolKey(machine: string, t: SshTarget): string {
+  return `${machine}\n${t.user}@${t.host}:${t.port}`;
 }
 
 function one(t: SshTarget | { error: string }): Candidates {
