@@ -123,6 +123,7 @@ function distanceRows(r: DistanceBenchResult): Row[] {
     { metric: `distance: status of 1 machine, ${where}, new connection (p50 of ${r.one.n})`, value: ms(r.one.p50), baseline: `p90 ${ms(r.one.p90)}` },
     { metric: `distance: status of ${r.machines} machines, parallel ${r.parallel}, new connections (p50 of ${r.all.n})`, value: ms(r.all.p50), baseline: `max ${ms(r.all.max)}` },
     { metric: `distance: ${r.machines} machines / 1 machine`, value: ratio(ratioAll), goal: `< ${DISTANCE_RATIO_GOAL}x`, met: ratioAll < DISTANCE_RATIO_GOAL },
+    { metric: `distance: ${r.machines} machines at parallel 10 (old default), new connections`, value: ms(r.allAt10.p50), baseline: `${ratio(r.allAt10.p50 / r.one.p50)} one machine` },
     {
       metric: `distance: ${r.machines} machines again, connections kept open (p50 of ${r.allKept.n})`,
       value: ms(r.allKept.p50),
@@ -130,7 +131,12 @@ function distanceRows(r: DistanceBenchResult): Row[] {
       goal: `< ${ms(r.all.p50)} (new connections)`,
       met: r.allKept.p50 < r.all.p50,
     },
-    { metric: "distance: machines that did not answer", value: String(r.failures), goal: "0", met: r.failures === 0 },
+    {
+      metric: `distance: during the ${r.machines}: host CPU busy; the bot's CPU per status`,
+      value: `${r.hostCoresBusy.toFixed(2)} of ${r.cores} cores; ${ms(r.botCpuMsPerFleet)}`,
+      baseline: "every sshd and the relays run on this host",
+    },
+    { metric: "distance: machines that did not answer", value: `${r.failures}${r.problems.length ? ` (${r.problems.slice(0, 2).join("; ")})` : ""}`, goal: "0", met: r.failures === 0 },
   ];
 }
 

@@ -18,6 +18,7 @@ import { SshMachineService } from "../ops/ssh-machines.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
 import { FakeMachine } from "../test/support/fake-machine.ts";
+import { hostCpu } from "./ssh.ts";
 import { summarize, type Summary } from "./stats.ts";
 
 export interface DistanceBenchOptions {
@@ -43,7 +44,15 @@ export interface DistanceBenchResult {
   allKept: Summary;
   /** One machine with its connection kept, ms. */
   oneKept: Summary;
+  /** All machines at parallelism 10 (the old default), new connections, ms. */
+  allAt10: Summary;
   failures: number;
+  /** Why, for each machine that did not answer. */
+  problems: string[];
+  /** During the fleet's status with new connections: busy cores of the whole host (bot, relays, every sshd), and the bot's CPU. */
+  hostCoresBusy: number;
+  botCpuMsPerFleet: number;
+  cores: number;
 }
 
 const ip = (...args: string[]): string => execFileSync("ip", args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
@@ -148,7 +157,7 @@ export async function runDistanceBench(o: DistanceBenchOptions): Promise<Distanc
     }
     const db = await openDatabase(join(dir, "db.sqlite3"));
     await migrate(db);
-    const service = (keepOpenMs: number): SshMachineService =>
+    const service = (keepOpenMs: number, parallel = o.parallel): SshMachineService =>
       new SshMachineService({
         clan: "bench",
         db,
@@ -156,7 +165,7 @@ export async function runDistanceBench(o: DistanceBenchOptions): Promise<Distanc
         key,
         knownHostsFile: undefined,
         timeoutMs: 20_000,
-        parallel: o.parallel,
+        parallel,
         keepOpenMs,
         rebootTimeoutMs: 60_000,
         rebootPollMs: 1000,
@@ -167,20 +176,41 @@ export async function runDistanceBench(o: DistanceBenchOptions): Promise<Distanc
     const names = inventory.map((m) => m.name);
     const signal = new AbortController().signal;
     let failures = 0;
+    const problems: string[] = [];
     const time = async (ssh: SshMachineService, which: string[]): Promise<number> => {
       const t0 = performance.now();
       const statuses = await ssh.status(which, signal);
-      failures += statuses.filter((s) => !s.ok).length;
+      for (const s of statuses) {
+        if (s.ok) continue;
+        failures += 1;
+        problems.push(`${s.machine}: ${s.problem} ${s.detail}`);
+      }
       return performance.now() - t0;
     };
     const fresh = service(0);
     await time(fresh, names); // pins the host keys, warms the JIT
     const one: number[] = [];
     const all: number[] = [];
+    let busy = 0;
+    let wall = 0;
+    let botUs = 0;
     for (let r = 0; r < o.rounds; r++) {
       o.progress(`distance: round ${r + 1}/${o.rounds}: 1 machine, then ${o.machines}, new connections`);
       for (let k = 0; k < 5; k++) one.push(await time(fresh, [names[(r * 5 + k) % names.length] as string]));
-      all.push(await time(fresh, names));
+      const cpu0 = hostCpu();
+      const bot0 = process.cpuUsage();
+      const took = await time(fresh, names);
+      const bot1 = process.cpuUsage(bot0);
+      busy += hostCpu().busy - cpu0.busy;
+      wall += took;
+      botUs += bot1.user + bot1.system;
+      all.push(took);
+    }
+    const narrow: number[] = [];
+    const ten = service(0, 10);
+    for (let r = 0; r < o.rounds; r++) {
+      o.progress(`distance: round ${r + 1}/${o.rounds}: ${o.machines} machines at parallel 10 (the old default)`);
+      narrow.push(await time(ten, names));
     }
     const kept = service(300_000);
     const allKept: number[] = [];
@@ -193,7 +223,8 @@ export async function runDistanceBench(o: DistanceBenchOptions): Promise<Distanc
     }
     kept.close();
     await db.close();
-    return { machines: o.machines, parallel: o.parallel, rttMs: o.rttMs, delay, one: summarize(one), all: summarize(all), allKept: summarize(allKept), oneKept: summarize(oneKept), failures };
+    return { machines: o.machines, parallel: o.parallel, rttMs: o.rttMs, delay, one: summarize(one), all: summarize(all), allKept: summarize(allKept), oneKept: summarize(oneKept), allAt10: summarize(narrow), failures, problems,
+      hostCoresBusy: busy / 100 / (wall / 1000), botCpuMsPerFleet: botUs / 1000 / o.rounds, cores: hostCpu().cores };
   } finally {
     process.removeListener("SIGINT", onSignal);
     for (const r of relays) r.close();
