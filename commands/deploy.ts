@@ -35,9 +35,9 @@ export async function runDeploy(
   ctx: CommandContext,
   kind: DeployKind,
   machines: readonly string[],
-  source: Pick<DeployRequest, "install" | "restore"> = {},
+  source: Pick<DeployRequest, "install" | "restore" | "generation"> = {},
 ): Promise<DeployState> {
-  const status = statusMessage(ctx, formatDeployStatus);
+  const status = statusMessage(ctx, (s: DeployState, now: number) => formatDeployStatus(s, now, ctx.prefix));
   const request: DeployRequest = { id: ctx.runId, kind, sender: ctx.sender.id, machines, ...source };
   const running = await ctx.deploys.start(request, status.onChange);
   // Packed and posted beside the final edit, which may wait for its 2 s gap (both after ✅/❌).
@@ -52,23 +52,35 @@ export async function runDeploy(
   return status.follow(running, () => void ctx.deploys.cancel(ctx.runId, "the bot shutting down"), attach);
 }
 
-const NO_TARGET = "set the inventory's deploy.targetHost or clan.core.networking.targetHost";
+const NO_ROUTE = "no inventory deploy.targetHost, no clan network has it as a peer, no clan.core.networking.targetHost";
 
 /**
- * clan cannot deploy a machine without a target host: one named on its own is refused; ones a tag
- * or `all` picked are left out, and the room is told which.
+ * Machines picked by `all` or a tag are the ones clan itself would update: those that must be
+ * updated by name (`requireExplicitUpdate`) are left out, and so are those clan has no way to
+ * reach (no inventory target, no network route, no configured targetHost), which clan would pick
+ * and fail. A machine named on its own that clan cannot reach is refused.
  */
-export async function leaveOutUntargeted(ctx: CommandContext, machines: readonly string[], named: ReadonlySet<string>): Promise<string[]> {
-  const without = new Set(await ctx.ssh.withoutTarget(machines, ctx.signal));
-  if (!without.size) return [...machines];
-  const namedWithout = [...without].filter((m) => named.has(m));
-  const list = (ms: readonly string[]): string => ms.join(", ");
-  if (namedWithout.length || without.size === machines.length) {
-    const which = namedWithout.length ? namedWithout : [...without];
-    throw new Refusal(`${list(which)} ${which.length === 1 ? "has" : "have"} no target host, so clan cannot deploy ${which.length === 1 ? "it" : "them"}: ${NO_TARGET}. Nothing was deployed.`);
+export async function leaveOut(ctx: CommandContext, machines: readonly string[], named: ReadonlySet<string>): Promise<{ machines: string[]; note: Message | undefined }> {
+  const plan = await ctx.clan.updatePlan?.(ctx.signal);
+  if (!plan) return { machines: [...machines], note: undefined };
+  const namedUnreachable = machines.filter((m) => named.has(m) && plan.noRoute.has(m));
+  if (namedUnreachable.length) {
+    const one = namedUnreachable.length === 1;
+    throw new Refusal(`${namedUnreachable.join(", ")} ${one ? "has" : "have"} no way to be reached, so clan cannot deploy ${one ? "it" : "them"}: ${NO_ROUTE}. Nothing was deployed.`);
   }
-  await ctx.reply(concat(`Leaving out ${list([...without])}: no target host (${NO_TARGET}).`));
-  return machines.filter((m) => !without.has(m));
+  const explicit = machines.filter((m) => !named.has(m) && plan.explicitOnly.has(m));
+  const unreachable = machines.filter((m) => !named.has(m) && !plan.explicitOnly.has(m) && plan.noRoute.has(m));
+  const kept = machines.filter((m) => !explicit.includes(m) && !unreachable.includes(m));
+  const said: string[] = [];
+  if (explicit.length) said.push(`Left out, as clan does: ${explicit.join(", ")} (requireExplicitUpdate: deploy ${explicit.length === 1 ? "it" : "them"} by name).`);
+  if (unreachable.length) {
+    said.push(
+      `Skipped: ${unreachable.join(", ")}: no way to reach ${unreachable.length === 1 ? "it" : "them"} ` +
+        `(${NO_ROUTE}).`,
+    );
+  }
+  if (!kept.length) throw new Refusal(`${said.join(" ")} Nothing is left to deploy.`);
+  return { machines: kept, note: said.length ? concat(`⏭️ ${said.join(" ")}`) : undefined };
 }
 
 export const deployCommand: CommandSpec = {
@@ -84,10 +96,14 @@ export const deployCommand: CommandSpec = {
     const kind: DeployKind = input.flags["dry-run"] === true ? "dry-run" : "switch";
     const picked = await resolveTargets(ctx, input.args);
     const { all, named } = picked;
-    if (!picked.machines.length) throw new BadInput("No machine matches that.");
     let machines = picked.machines;
+    if (!machines.length) throw new BadInput("No machine matches that.");
     if (kind === "switch") {
-      machines = await leaveOutUntargeted(ctx, machines, named);
+      const left = await leaveOut(ctx, machines, named);
+      machines = left.machines;
+      if (left.note) await ctx.reply(left.note);
+    }
+    if (kind === "switch") {
       await checkLocks(ctx, machines, named);
       if (all || machines.length > ctx.deploys.confirmAbove) await askFirst(ctx, machines, all);
     }

@@ -7,7 +7,7 @@ import type { CommandSpec } from "./types.ts";
 export const statusCommand: CommandSpec = {
   name: "status",
   readOnly: true,
-  summary: "Shows how machines are: reachable, uptime, NixOS, system, pending reboot, failed units, disk, drift.",
+  summary: "Shows how machines are: reachable, uptime, NixOS release and state version, system, pending reboot, failed units, disk, drift.",
   level: "viewer",
   args: [{ name: "machines", summary: "machine names, tag:<tag>, or all (the default)", variadic: true }],
   flags: [],
@@ -17,6 +17,8 @@ export const statusCommand: CommandSpec = {
   async run(ctx, input): Promise<Message> {
     const { machines } = await resolveTargets(ctx, input.args.length ? input.args : ["all"]);
     if (!machines.length) throw new BadInput("No machine matches that.");
-    return formatStatus(await ctx.ssh.status(machines, ctx.signal), ctx.prefix);
+    // The state version is the flake's (system.stateVersion); the release is what the machine runs.
+    const [statuses, stateVersions] = await Promise.all([ctx.ssh.status(machines, ctx.signal), ctx.clan.stateVersions?.(ctx.signal).catch(() => ({})) ?? {}]);
+    return formatStatus(statuses, ctx.prefix, stateVersions);
   },
 };

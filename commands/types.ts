@@ -79,6 +79,29 @@ export interface ClanView {
    * flake again, which only `!refresh` asks for: names people type are checked against the last read.
    */
   machines(signal: AbortSignal, fresh?: boolean): Promise<Machine[]>;
+  /**
+   * What clan itself would do with an update without names: machines it leaves out
+   * (`requireExplicitUpdate`) and machines with no way to reach them (no inventory target, no
+   * network route, no configured targetHost), which clan would pick and fail.
+   */
+  updatePlan?(signal: AbortSignal): Promise<UpdatePlan>;
+  /** A machine's NixOS system generations, oldest first (`clan machines generations`). */
+  generations?(machine: string, signal: AbortSignal): Promise<Generation[]>;
+  /** Each machine's `system.stateVersion`, as the flake sets it. */
+  stateVersions?(signal: AbortSignal): Promise<Record<string, string>>;
+}
+
+export interface Generation {
+  readonly generation: number;
+  readonly current: boolean;
+  readonly date: string;
+  readonly nixosVersion: string;
+  readonly kernelVersion: string;
+}
+
+export interface UpdatePlan {
+  readonly explicitOnly: ReadonlySet<string>;
+  readonly noRoute: ReadonlySet<string>;
 }
 
 /**

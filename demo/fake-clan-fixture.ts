@@ -29,6 +29,8 @@ export type FakeClanCommand =
   | "machines list"
   | "machines update"
   | "machines install"
+  | "machines build"
+  | "machines generations"
   | "select"
   | "backups create"
   | "backups list"
@@ -68,6 +70,10 @@ export interface FakeClanKnobs {
   installer?: boolean;
   /** install with -j/-P: exit as clan really does (success: exit 1 "No reachable remote found in QR code data: "; ClanError: swallowed, exit 0). */
   qrCodeExitBug?: boolean;
+  /** install: the installer lets root in by key only (PermitRootLogin prohibit-password, `"pass": null`): `-i FILE` must hold a key it has. */
+  keyOnly?: boolean;
+  /** install with keyOnly: the public keys on the installer ("ssh-ed25519 AAAA..."); absent: any key given with -i. */
+  authorizedKeys?: string[];
   /** vm (the fake QEMU): time before the login prompt. */
   bootMs?: number;
   /** vm: SIGTERM does nothing, so a stop has to kill. */
@@ -96,8 +102,12 @@ export interface FakeClanMachine {
   hostName?: string;
   system?: string;
   requireExplicitUpdate?: boolean;
-  /** false: ssh does not know the host key yet (default true). */
+  /** system.stateVersion (default "25.11"). */
+  stateVersion?: string;
+  /** false: ssh does not know the host key yet (default true), when no known_hosts line names the host. */
   hostKeyKnown?: boolean;
+  /** The host key the machine shows ("ssh-ed25519 AAAA..."): a known_hosts line with another key for its name fails. */
+  hostKey?: string;
   state?: Record<string, { folders: string[]; preRestoreCommand?: string | null; postRestoreCommand?: string | null }>;
   /** Merged into the machine's evaluated NixOS config (for `clan select`). */
   config?: Record<string, unknown>;
@@ -115,6 +125,26 @@ export interface FakeClanFixture {
   /** Archive names per machine: a list (provider borgbackup) or per provider; `backups create` adds one (kept in .fake-clan-archives.jsonl). */
   backups?: Record<string, string[] | Record<string, string[]>>;
   behaviour?: Partial<Record<FakeClanCommand | "default", FakeClanCommandKnobs>>;
+  /** The clan's networks (exported as clan.exports): instance -> service (default the instance name), priority, peers. */
+  networks?: Record<string, FakeClanNetwork>;
+  /** `clan machines generations`: per machine (default: one current generation). */
+  generations?: Record<string, FakeClanGeneration[]>;
+}
+
+export interface FakeClanNetwork {
+  /** "internet", "wireguard", "zerotier", "mycelium", "yggdrasil", "tor", "p2p-ssh-iroh" (its module and priority). */
+  service?: string;
+  priority?: number;
+  /** Peers by machine: their addresses; down: nothing answers there. */
+  peers: Record<string, { hosts: string[]; port?: number; user?: string; down?: boolean }>;
+}
+
+export interface FakeClanGeneration {
+  generation: number;
+  date: string;
+  nixosVersion?: string;
+  kernelVersion?: string;
+  current?: boolean;
 }
 
 /** A file clan was given (-j FILE, -P FILE), as the fake found it. */

@@ -619,18 +619,17 @@ test("a cancelled deploy says who cancelled it", () => {
   assert.match(text, /🚫 \*laptop\*: cancelled by @alice:example\.org after 20 s/);
 });
 
-test("!deploy: machines without a target host are left out with a word when a tag or all picked them, refused when named", async () => {
-  const { leaveOutUntargeted } = await import("../commands/deploy.ts");
+test("!deploy: machines clan cannot reach are left out with a word when a tag or all picked them, refused when named; requireExplicitUpdate ones only by name", async () => {
+  const { leaveOut } = await import("../commands/deploy.ts");
   const { Refusal } = await import("../commands/errors.ts");
-  const said: string[] = [];
   const ctx = {
     signal: new AbortController().signal,
-    ssh: { withoutTarget: async (ms: readonly string[]) => ms.filter((m) => m === "garden") },
-    reply: async (m: { text: string }) => void said.push(m.text),
-  } as unknown as Parameters<typeof leaveOutUntargeted>[0];
-  assert.deepEqual(await leaveOutUntargeted(ctx, ["garden", "laptop", "nas"], new Set()), ["laptop", "nas"]);
-  assert.deepEqual(said, ["Leaving out garden: no target host (set the inventory's deploy.targetHost or clan.core.networking.targetHost)."]);
-  await assert.rejects(leaveOutUntargeted(ctx, ["garden", "laptop"], new Set(["garden"])), (e: unknown) => e instanceof Refusal && /garden has no target host, so clan cannot deploy it/.test(e.message));
-  await assert.rejects(leaveOutUntargeted(ctx, ["garden"], new Set()), Refusal);
-  assert.deepEqual(await leaveOutUntargeted(ctx, ["laptop"], new Set(["laptop"])), ["laptop"]);
+    clan: { updatePlan: async () => ({ explicitOnly: new Set(["vault"]), noRoute: new Set(["garden"]) }) },
+  } as unknown as Parameters<typeof leaveOut>[0];
+  const picked = await leaveOut(ctx, ["garden", "laptop", "nas", "vault"], new Set());
+  assert.deepEqual(picked.machines, ["laptop", "nas"]);
+  assert.match(picked.note?.text ?? "", /Left out, as clan does: vault \(requireExplicitUpdate: deploy it by name\)\. Skipped: garden: no way to reach it/);
+  await assert.rejects(leaveOut(ctx, ["garden", "laptop"], new Set(["garden"])), (e: unknown) => e instanceof Refusal && /garden has no way to be reached, so clan cannot deploy it/.test(e.message));
+  await assert.rejects(leaveOut(ctx, ["garden"], new Set()), (e: unknown) => e instanceof Refusal && /Nothing is left to deploy/.test(e.message));
+  assert.deepEqual((await leaveOut(ctx, ["vault"], new Set(["vault"]))).machines, ["vault"]);
 });

@@ -69,7 +69,7 @@ test("a schedule runs at its times and posts each run's 🟢 in the room; !sched
   const since = Date.now();
   const n = await schedule('!schedule backup tag:servers "*/2 * * * * *" --tz UTC --provider borgbackup');
   const nas = await nextNotice(/^🟢 Backup of \*nas\* \(borgbackup\) done in/, since);
-  assert.match(nas.getContent().body as string, new RegExp(`newest archive \`borg[^\`]*::nas::[^\`]+\`\\.\\n\\n_#\\d+, schedule #${n}\\._$`));
+  assert.match(nas.getContent().body as string, new RegExp(`newest archive \`nas-backup::borg@backup:\\.::nas-nas-backup-[^\`]+\`\\.\\n\\n_#\\d+, schedule #${n}\\._$`));
   await nextNotice(/^🟢 Backup of \*media\* \(borgbackup\) done in/, since);
   const list = await say(bob, w.roomId, "!schedules");
   assert.match(await replyText(bob, list), new RegExp(`#${n}\\s+the machines tagged servers\\s+\`\\*/2 \\* \\* \\* \\* \\*\` UTC\\s+in \\d+ (ms|s) \\(\\w+ \\d+ \\w+ [\\d:]+\\)\\s+always\\s+borgbackup\\s+@alice:\\S+`));

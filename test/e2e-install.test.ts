@@ -76,7 +76,8 @@ test("a photo of the installer's QR code installs the machine; the password goes
   const [run] = await installRuns();
   assert.ok(run?.install, "clan machines install did not run");
   assert.deepEqual(run.argv.slice(0, 4), ["machines", "install", "newpc", "-j"]);
-  assert.deepEqual(run.argv.slice(5), ["--yes", "--host-key-check", "accept-new", "--flake", w.flake]);
+  // The bot's key, for installers that take keys only; no --host-key-check, which clan ignores on install.
+  assert.deepEqual(run.argv.slice(5), ["-i", keyFile, "--yes", "--flake", w.flake]);
   assert.equal(run.install.jsonSource, "file");
   assert.equal(run.install.jsonFile?.modeOctal, "0600");
   assert.equal(run.install.passwordSource, "json-file");

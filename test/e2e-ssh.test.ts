@@ -53,7 +53,7 @@ test("!status: one table for all machines, the unreachable one explained, host k
   const id = await say(w.alice, w.roomId, "!status");
   const reply = body(await waitForReply(w.alice, w.roomId, id, 20_000));
   assert.match(reply, /^3 machines: 2 up, 1 not\./);
-  assert.match(reply, /\*laptop\* +🟢 up .* 25\.11 \(5e2a59a\) +`[0-9a-z]{8}` gen 2 +no +none +\d+% of [\d.]+ GB +not deployed by me/);
+  assert.match(reply, /\*laptop\* +🟢 up .* 25\.11 \(5e2a59a\), state 25\.11 +`[0-9a-z]{8}` gen 2 +no +none +\d+% of [\d.]+ GB +not deployed by me/);
   assert.match(reply, /\*nas\* +🟢 up .* gen 3 +no +⚠️ 1: borgbackup-job-offsite\.service/);
   assert.match(reply, /\*tv\* +🔴 unreachable/);
   assert.match(reply, /\*tv\* \(root@127\.0\.0\.1:\d+\): cannot connect to 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);

@@ -84,11 +84,23 @@ test("the health probe's answer: every field, missing ones left empty, a pending
     generation: undefined,
     bootId: undefined,
     rebootPending: false,
+    nextBootSystem: undefined,
     failedUnits: [],
     rootDisk: undefined,
   });
   assert.equal(generationOf("system-7-link"), 7);
   assert.equal(generationOf("something"), undefined);
+});
+
+test("switch inhibitors: running = booted, but the profile (the next boot) is newer: a reboot is pending", () => {
+  const system = (x: string): string => `/nix/store/${x.repeat(32)}-nixos-system-nas-26.05`;
+  const h = parseHealth(
+    [`link /run/current-system ${system("a")}`, `link /run/booted-system ${system("a")}`, `profile ${system("b")}`, "link /nix/var/nix/profiles/system system-43-link"].join("\n"),
+  );
+  assert.equal(h.rebootPending, true);
+  assert.equal(h.nextBootSystem, system("b"));
+  const same = parseHealth([`link /run/current-system ${system("a")}`, `link /run/booted-system ${system("a")}`, `profile ${system("a")}`].join("\n"));
+  assert.equal(same.rebootPending, false);
 });
 
 test("commands as root: unchanged for root, through sudo -n with the command quoted otherwise", () => {
