@@ -37,7 +37,8 @@ test("printf '!help\\n!machines\\n' | npm start -- --console --flake DIR prints 
   // Terminal text, not Matrix markup: no backticks or asterisks when the output is not a terminal.
   assert.match(r.stdout, /\nnas\s+Storage in the basement\s+servers, storage\s+root@nas\.lan:2222\n/);
   assert.doesNotMatch(r.stdout, /`|\*/);
-  assert.equal(r.stdout.match(/\[✅\]/g)?.length, 2);
+  // Read-only commands: the answer is the outcome, no ✅ after it.
+  assert.doesNotMatch(r.stdout, /\[✅\]/);
 });
 
 test("the console acts as the configured user, with that user's level", async () => {

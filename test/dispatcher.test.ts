@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { Announcer } from "../bot/announcer.ts";
 import { CommandLimit } from "../bot/command-limit.ts";
-import { Dispatcher, type ReplyChannel } from "../bot/dispatcher.ts";
+import { Dispatcher, TAKEN_AFTER_MS, type ReplyChannel } from "../bot/dispatcher.ts";
 import { InviteService } from "../bot/invite-service.ts";
 import { BadInput, Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
 import { MAX_ANSWER_BYTES, answerBytes } from "../commands/answer-size.ts";
@@ -15,7 +15,7 @@ import { DEFAULT_THRESHOLDS } from "../commands/levels.ts";
 import type { CommandSpec, Log } from "../commands/types.ts";
 import { DeployService } from "../ops/deploy-service.ts";
 import { VmService } from "../ops/vm-service.ts";
-import { recentCommands } from "../storage/audit.ts";
+import { recentCommands, startCommand } from "../storage/audit.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
 import { noBackups, noSchedules } from "./support/no-backups.ts";
@@ -410,7 +410,7 @@ test("answers never outgrow an event: user text is quoted cut short, long answer
   const [row] = await recentCommands(db, "fam", 1);
   assert.ok((row?.line.length ?? 0) < 1_000);
   const history = await send("history");
-  assert.deepEqual(history.reactions, ["👀", "✅"]);
+  assert.deepEqual(history.reactions, [], "a read-only answer is its own outcome");
   assert.ok(answerBytes({ text: history.replies[0] ?? "", html: history.html[0] ?? "" }) <= MAX_ANSWER_BYTES);
 });
 
@@ -431,4 +431,59 @@ test("!invite --expires 0s and other nonsense values are refused, not replaced",
     assert.equal(ch.reactions.at(-1), "❓", line);
     assert.match(ch.replies[0] ?? "", /takes a duration|takes a whole number|must be between/, line);
   }
+});
+
+test("a read-only command is answered by its answer alone: no ✅, and 👀 only when the answer takes more than a moment", async () => {
+  const quick: CommandSpec = { ...boom, name: "quick", readOnly: true, run: async () => ({ text: "here", html: "here" }) };
+  const slow: CommandSpec = {
+    ...boom,
+    name: "slow",
+    readOnly: true,
+    run: async () => {
+      await new Promise((r) => setTimeout(r, TAKEN_AFTER_MS + 300));
+      return { text: "at last", html: "at last" };
+    },
+  };
+  const failing: CommandSpec = { ...polite, readOnly: true };
+  const { send } = await setup([quick, slow, failing]);
+  const q = await send("quick");
+  assert.deepEqual([q.reactions, q.replies], [[], ["here"]]);
+  const s = await send("slow");
+  assert.deepEqual([s.reactions, s.replies], [["👀"], ["at last"]]);
+  // A failure is still marked as one.
+  assert.deepEqual((await send("polite")).reactions, ["❌"]);
+  // Commands that change things still show they were taken and how they ended.
+  const deployLike: CommandSpec = { ...boom, name: "change", run: async () => ({ text: "changed", html: "changed" }) };
+  const { send: send2 } = await setup([deployLike]);
+  assert.deepEqual((await send2("change")).reactions, ["👀", "✅"]);
+});
+
+test("when the database cannot be written (full), a command is answered from memory and not run", async () => {
+  let ran = 0;
+  const change: CommandSpec = { ...boom, name: "change", run: async () => void ran++ };
+  const { send, db, errors } = await setup([change]);
+  // SQLite's own "disk full": the file may not grow past the pages it has, and those are filled.
+  await db.exec("CREATE TABLE filler (data BLOB)");
+  const { page_count } = (await db.get<{ page_count: number }>("PRAGMA page_count")) as { page_count: number };
+  await db.exec(`PRAGMA max_page_count = ${page_count + 2}`);
+  for (;;) {
+    try {
+      await db.run("INSERT INTO filler (data) VALUES (zeroblob(512))");
+    } catch (err) {
+      assert.equal((err as { code?: string }).code, "SQLITE_FULL");
+      break;
+    }
+  }
+  for (;;) {
+    try {
+      await startCommand(db, { clan: "", room: "", sender: "", command: "", line: "", eventId: undefined, startedAt: 1 });
+    } catch {
+      break;
+    }
+  }
+  const ch = await send("change");
+  assert.equal(ran, 0);
+  assert.match(ch.replies[0] ?? "", /I did not run `!change`: I cannot write to my database \(the disk may be full\)/);
+  assert.deepEqual(ch.reactions, ["👀", "❌"]);
+  assert.ok(errors.length >= 1);
 });

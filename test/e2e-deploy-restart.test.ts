@@ -46,7 +46,7 @@ test("a bot killed during a deploy marks it interrupted on restart, stops its le
   w.bot = await w.startBot();
   await w.bot.waitForLog(/matrix front end ready/, 20_000);
   const marker = await say(w.alice, w.roomId, "!whoami");
-  await waitForReaction(w.alice, w.roomId, marker, "✅");
+  await waitForReply(w.alice, w.roomId, marker);
   const told = timeline(w.alice, w.roomId).filter((e) => e.getSender() === w.botUserId && /was interrupted/.test((e.getContent().body as string | undefined) ?? ""));
   assert.equal(told.length, 1, "the room was told about the interrupted deploy more than once");
   assert.deepEqual(reactionsOn(w.alice, w.roomId, id), ["👀", "❌"]);

@@ -56,7 +56,6 @@ test("a command in an encrypted room is read, and the answer is encrypted and re
   assert.ok(mine.length >= 1);
   assert.ok(mine.every((e) => e.type === "m.room.encrypted"), `the bot sent in clear: ${JSON.stringify(mine.map((e) => e.type))}`);
   assert.ok(!JSON.stringify(onServer(w.botUserId)).includes("power level 100"));
-  await waitForReaction(w.alice, w.roomId, id, "✅");
 });
 
 test("a join code's QR image is an encrypted attachment that the person's client decrypts and reads", async () => {

@@ -42,7 +42,8 @@ test("a viewer flooding 30 commands: 5 run, one 'slow down' with ⛔, the other 
   const slowDown = await body(bob, flood[5] as string);
   assert.match(slowDown, /^Slow down: at most 5 commands per person in 10 min here\. I did not run this one; try again in 2 min\. Until then I skip your commands without answering each of them\.$/);
   await waitForReaction(bob, w.roomId, flood[5] as string, "⛔");
-  for (const id of flood.slice(0, 5)) assert.equal(await waitForOutcome(bob, w.roomId, id), "✅");
+  // The burst ran: read-only commands, so each answer is its outcome.
+  for (const id of flood.slice(0, 5)) assert.match(await body(bob, id), /machines in clan 'family'|power level 0/);
 
   // Every command of the flood is in the history, the skipped ones too.
   let history = "";
@@ -68,7 +69,7 @@ test("200 unknown machine names cause no clan evaluation; !refresh does, once", 
   }
   for (const id of ids) {
     assert.match(await body(w.alice, id), /unknown machine '(ghost|phantom)-\d+[a-d]?'; known: laptop, media, nas\.[^]*!refresh \(operator\) reads it again/);
-    assert.equal(await waitForOutcome(w.alice, w.roomId, id), "❌");
+    assert.equal(await waitForOutcome(w.alice, w.roomId, id), "❓");
   }
   assert.equal(await clanRuns(), runsBefore, "an unknown name made the bot evaluate the flake");
 

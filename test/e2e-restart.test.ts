@@ -19,7 +19,7 @@ async function clanInvocations(path: string): Promise<string[][]> {
 test("after a crash the bot answers what was sent while it was down, once, and never old commands again", async () => {
   const w = await world();
   const before = await say(w.alice, w.roomId, "!whoami");
-  await waitForReaction(w.alice, w.roomId, before, "✅");
+  await waitForReply(w.alice, w.roomId, before);
   assert.equal(await w.bot.stop("SIGKILL"), "SIGKILL");
 
   const whileDown = await say(w.alice, w.roomId, "!machines");
@@ -29,18 +29,18 @@ test("after a crash the bot answers what was sent while it was down, once, and n
 
   // A marker sent after the restart is answered after everything the bot would replay.
   const marker = await say(w.alice, w.roomId, "!whoami");
-  await waitForReaction(w.alice, w.roomId, marker, "✅");
+  await waitForReply(w.alice, w.roomId, marker);
   await w.bot.stop("SIGTERM");
   w.bot = await w.startBot();
   await w.bot.waitForLog(/matrix front end ready/, 20_000);
   const marker2 = await say(w.alice, w.roomId, "!whoami");
-  await waitForReaction(w.alice, w.roomId, marker2, "✅");
+  await waitForReply(w.alice, w.roomId, marker2);
 
   const repliesTo = (id: string): number => timeline(w.alice, w.roomId).filter((e) => e.replyEventId === id).length;
   assert.equal(repliesTo(before), 1, "the command from before the crash was answered again");
   assert.equal(repliesTo(whileDown), 1);
   assert.equal(repliesTo(marker), 1);
-  assert.deepEqual(reactionsOn(w.alice, w.roomId, before), ["👀", "✅"]);
+  assert.deepEqual(reactionsOn(w.alice, w.roomId, before), [], "a read-only answer is its own outcome");
 });
 
 test("a command older than matrix.maxCommandAge is answered with its age and not run", async () => {
@@ -59,7 +59,7 @@ test("a command older than matrix.maxCommandAge is answered with its age and not
 test("commands sent while the bot was down are answered even when more chat than one sync brings came after them", async () => {
   const w = await world();
   const first = await say(w.alice, w.roomId, "!whoami");
-  await waitForReaction(w.alice, w.roomId, first, "✅");
+  await waitForReply(w.alice, w.roomId, first);
   assert.equal(await w.bot.stop("SIGKILL"), "SIGKILL");
   const commands: string[] = [];
   for (let i = 0; i < 30; i++) commands.push(await say(w.alice, w.roomId, `!whoami`));

@@ -10,7 +10,7 @@ import { waitForStatus } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
 import type { FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { FakeMachine, freePort } from "./support/fake-machine.ts";
-import { say, waitForEvent, waitForReaction, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
+import { reactionsOn, say, waitForEvent, waitForReaction, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 const dir = await tempDir("clanbot-e2e-ssh-");
@@ -58,7 +58,8 @@ test("!status: one table for all machines, the unreachable one explained, host k
   assert.match(reply, /\*tv\* +🔴 unreachable/);
   assert.match(reply, /\*tv\* \(root@127\.0\.0\.1:\d+\): cannot connect to 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
   assert.match(reply, /First contact with laptop, nas: I pinned their host keys\./);
-  assert.equal(await outcome(w.alice, id), "✅");
+  // A read-only answer is its outcome: no ✅, and no ❌ for a fleet with one machine down.
+  assert.ok(!reactionsOn(w.alice, w.roomId, id).some((r) => r === "❌" || r === "✅"));
 });
 
 test("!sshkey shows the bot's public key and where it goes", async () => {

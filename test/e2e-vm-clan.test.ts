@@ -27,12 +27,12 @@ const port = await freePort();
 const run = async (line: string, pattern: RegExp, outcome = "✅"): Promise<{ id: string; text: string }> => {
   const id = await say(w.alice, w.roomId, line);
   const text = await answerMatching(w.alice, w.roomId, id, pattern);
-  assert.equal(await waitForOutcome(w.alice, w.roomId, id), outcome, `${line}: ${text}`);
+  if (outcome !== "answer") assert.equal(await waitForOutcome(w.alice, w.roomId, id), outcome, `${line}: ${text}`);
   return { id, text };
 };
 
 test("with clan 25.11, VMs run with `clan vms run -p`; a QEMU that ignores SIGTERM is killed after the stop timeout", async () => {
-  assert.match((await run("!help vm", /vm run/)).text, /VMs run with `clan vms run <machine> -p HOST:GUEST`: this host's clan has `clan vms` \(releases up to 25\.11\)/);
+  assert.match((await run("!help vm", /vm run/, "answer")).text, /VMs run with `clan vms run <machine> -p HOST:GUEST`: this host's clan has `clan vms` \(releases up to 25\.11\)/);
 
   const { text } = await run(`!vm run media --port ${port}:80`, /is running/);
   assert.match(text, new RegExp(`🖥️ \\*media\\*'s VM is running \\(#\\d+, clan vms run, process \\d+\\)\\.[\\s\\S]*\`http://vm\\.test:${port} → 80\``));
@@ -54,5 +54,5 @@ test("a VM whose build fails is answered with clan's error and the log, and hold
   assert.match(text, /❌ \*nas\*'s VM did not start: exit status 1\.[\s\S]*nix build failed for the VM of 'nas'/);
   const file = await waitForEvent(w.alice, w.roomId, (e) => e.replyEventId === id && e.getContent().msgtype === "m.file", 10_000, "the log file");
   assert.match(file.getContent().body as string, /^vm-\d+-nas\.log$/);
-  assert.match((await run("!vm list", /No VM is running/)).text, /No VM is running/);
+  assert.match((await run("!vm list", /No VM is running/, "answer")).text, /No VM is running/);
 });

@@ -74,7 +74,8 @@ test("the README's first command in a fresh copy opens the demo clan: !help, !ma
   assert.match(r.stdout, /Deploy #\d+ of laptop by @console:localhost/);
   assert.match(r.stdout, /🔨 laptop: building/);
   assert.match(r.stdout, /✅ laptop: done in \d+ s/);
-  assert.equal(r.stdout.match(/\[✅\]/g)?.length, 3, r.stdout);
+  // !help and !machines are answered by their answers alone; the deploy ends with ✅.
+  assert.equal(r.stdout.match(/\[✅\]/g)?.length, 1, r.stdout);
   assert.doesNotMatch(r.stderr, /tsc|error/i);
   // Nothing written into the checkout (no ./data with a database and an SSH key).
   assert.equal(execFileSync("git", ["status", "--porcelain", "--ignored"], { cwd: dir, encoding: "utf8" }).replace(/.*node_modules\n?/, ""), "");

@@ -1,4 +1,6 @@
+import { UserError } from "../../commands/errors.ts";
 import { findCommand } from "../../commands/help.ts";
+import { selectSubcommand, tokenize } from "../../commands/parse-input.ts";
 import { code, concat, type Message } from "../../commands/format.ts";
 import type { CommandSpec } from "../../commands/types.ts";
 import type { UnfinishedCommand } from "../../storage/audit.ts";
@@ -28,14 +30,26 @@ export async function recoverCommands(unfinished: readonly UnfinishedCommand[], 
   for (const c of unfinished) {
     if (c.eventId === undefined) continue;
     const { posted, ended } = await laneState(d.db, answerLane(c.eventId));
-    const spec = findCommand(d.table, c.command.split(" ")[0] ?? "");
     const line = c.line.startsWith(d.prefix) ? c.line.slice(d.prefix.length) : c.line;
+    const spec = specOf(d.table, line, d.prefix);
     if (spec?.readOnly) {
       if (!posted) await d.rerun(c, line);
       continue;
     }
     if (ended || (spec && TOLD_BY_THEIR_SERVICE.has(spec.name))) continue;
     await d.tell({ ...c, eventId: c.eventId }, interruptedCommand(c, d.prefix), `interrupted:command:${c.id}`);
+  }
+}
+
+/** The spec a command line ran: a family's subcommand (`vm run`), not the family. */
+function specOf(table: readonly CommandSpec[], line: string, prefix: string): CommandSpec | undefined {
+  try {
+    const words = tokenize(line);
+    const spec = findCommand(table, (words[0] ?? "").toLowerCase());
+    return spec && selectSubcommand(spec, words.slice(1), prefix).spec;
+  } catch (err) {
+    if (err instanceof UserError) return undefined;
+    throw err;
   }
 }
 
