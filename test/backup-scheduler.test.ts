@@ -178,9 +178,10 @@ test("!schedule's check: a cron or time zone that does not parse, or runs too of
   assert.ok(ok.ok);
   assert.equal(ok.next.length, 10);
   assert.equal(ok.timeZone, "Europe/Berlin");
-  const often = schedules.check("* 1 * * *", "UTC");
+  // node-cron counts the next runs from the wall clock: an expression too frequent at any hour of the day.
+  const often = schedules.check("*/2 * * * *", "UTC");
   assert.ok(!often.ok);
-  assert.match(often.reason, /'\* 1 \* \* \*' runs every 1 min at times \(.*01:00.*01:01.*\); backups are scheduled at most every 15 min \(backup\.minInterval\)/);
+  assert.match(often.reason, /'\*\/2 \* \* \* \*' runs every 2 min at times \(.*\d\d:\d[02468].*\); backups are scheduled at most every 15 min \(backup\.minInterval\)/);
   const bad = schedules.check("0 1 * * *", "Mars/Olympus");
   assert.ok(!bad.ok);
   assert.match(bad.reason, /not a time zone I know/);

@@ -56,6 +56,9 @@ test("a command in an encrypted room is read, and the answer is encrypted and re
   assert.ok(mine.length >= 1);
   assert.ok(mine.every((e) => e.type === "m.room.encrypted"), `the bot sent in clear: ${JSON.stringify(mine.map((e) => e.type))}`);
   assert.ok(!JSON.stringify(onServer(w.botUserId)).includes("power level 100"));
+  // The relation stays in clear (spec: servers aggregate replies, edits and reactions by it).
+  const wire = onServer(w.botUserId).find((e) => e.type === "m.room.encrypted" && JSON.stringify(e.content).includes(id));
+  assert.deepEqual(wire?.content["m.relates_to"], { "m.in_reply_to": { event_id: id } });
 });
 
 test("a join code's QR image is an encrypted attachment that the person's client decrypts and reads", async () => {
