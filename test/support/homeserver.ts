@@ -19,6 +19,7 @@ import {
   type Out,
   type Route,
 } from "./homeserver-http.ts";
+import { Conditions, type DropSpec, type FailSpec, type Latency } from "./homeserver-faults.ts";
 import { keyRoutes } from "./homeserver-keys.ts";
 import { roomRoutes } from "./homeserver-rooms.ts";
 import { HsError, Store } from "./homeserver-store.ts";
@@ -50,6 +51,18 @@ export interface TestHomeserver {
   requestCount(pathPrefix?: string): number;
   /** The user's next `requests` rate-limited requests (send, state, redact, join, invite, createRoom, upload, login) get 429. */
   rateLimit(userId: string, requests: number, retryAfterMs: number): void;
+  /**
+   * Answers like a real server: every request waits `requestMs`, and events sent to one room are stored one after the
+   * other, `sendMs` (or 1000 / `sendPerSecondPerRoom`) each. `setLatency({})` (the default) answers at once.
+   * SYNAPSE_ON_TWO_CORES (homeserver-faults.ts) is Synapse on this kind of machine.
+   */
+  setLatency(latency: Latency): void;
+  /** The next `count` (default 1) matching requests get this error (default 500 M_UNKNOWN), without being handled. */
+  failNext(spec: FailSpec): void;
+  /** The next `count` (default 1) matching requests have their connection closed without an answer, before or after being handled. */
+  dropNext(spec: DropSpec): void;
+  /** Disarms every failNext/dropNext not yet used. */
+  clearFaults(): void;
   /** Whether a first cross-signing key upload needs user-interactive auth too (as on servers without MSC3967). */
   requireAuthForCrossSigning(required: boolean): void;
   /** Requests that matched no endpoint ("METHOD /path"), to see what a client expected that is missing. */
@@ -63,6 +76,8 @@ const CORS = {
   "access-control-allow-headers": "X-Requested-With, Content-Type, Authorization",
 };
 
+const PROXY_REASONS: Record<number, string> = { 502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out" };
+
 class Homeserver implements TestHomeserver {
   readonly serverName: string;
   url = "";
@@ -71,6 +86,7 @@ class Homeserver implements TestHomeserver {
   private readonly txns = new Map<string, Out>();
   private readonly counts = new Map<string, number>();
   private readonly unknown: string[] = [];
+  private readonly conditions = new Conditions();
   private readonly sockets = new Set<Socket>();
   private server: Server | undefined;
   private port = 0;
@@ -116,17 +132,22 @@ class Homeserver implements TestHomeserver {
     try {
       if (req.method === "OPTIONS") return this.write(res, 204, {}, "");
       const path = normalisePath(url.pathname);
+      const method = req.method ?? "GET";
+      const fault = this.conditions.take(method, path);
+      if (fault?.kind === "drop" && fault.spec.when !== "after") return void req.socket.destroy();
+      if (fault?.kind === "fail") return this.writeFault(res, fault.spec);
       const parts = path.split("/");
       let known = false;
       for (const route of this.routes) {
         const params = match(route, parts);
         if (!params) continue;
         known = true;
-        if (route.method !== req.method) continue;
+        if (route.method !== method) continue;
         const session = authenticate(this.store, accessToken(req, url.searchParams), route.auth);
         if (route.limited && session) checkRateLimit(this.store, session.userId);
-        const raw = req.method === "GET" ? Buffer.alloc(0) : await readBody(req, MAX_UPLOAD + 1);
+        const raw = method === "GET" ? Buffer.alloc(0) : await readBody(req, MAX_UPLOAD + 1);
         const body = route.raw ? {} : parseJsonBody(raw);
+        await this.conditions.delay(method, path);
         const txnKey = route.txn && session ? `${session.userId}|${session.deviceId}|${path}` : undefined;
         let out = txnKey === undefined ? undefined : this.txns.get(txnKey);
         if (out === undefined) {
@@ -134,11 +155,12 @@ class Homeserver implements TestHomeserver {
           out = await route.handle(ctx);
           if (txnKey !== undefined) this.txns.set(txnKey, out);
         }
+        if (fault) return void req.socket.destroy(); // a drop "after": handled, never answered
         if (out instanceof Bytes) return this.write(res, 200, out.headers, out.data);
         return this.write(res, 200, { "content-type": "application/json" }, JSON.stringify(out));
       }
       // Spec: unknown endpoints are 404 M_UNRECOGNIZED, known ones with the wrong method 405.
-      this.unknown.push(`${req.method ?? "?"} ${url.pathname}`);
+      this.unknown.push(`${method} ${url.pathname}`);
       throw new HsError(known ? 405 : 404, "M_UNRECOGNIZED", "Unrecognized request");
     } catch (e) {
       const err = e instanceof HsError ? e : new HsError(500, "M_UNKNOWN", `Internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
@@ -149,6 +171,22 @@ class Homeserver implements TestHomeserver {
       if (typeof retry === "number") headers["retry-after"] = String(Math.ceil(retry / 1000));
       this.write(res, err.status, headers, JSON.stringify(body));
     }
+  }
+
+  private writeFault(res: ServerResponse, spec: FailSpec): void {
+    const status = spec.status ?? 500;
+    if (spec.proxyPage) {
+      const reason = PROXY_REASONS[status] ?? "Error";
+      const page = `<html>\r\n<head><title>${status} ${reason}</title></head>\r\n<body>\r\n<center><h1>${status} ${reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
+      return this.write(res, status, { "content-type": "text/html" }, page);
+    }
+    const body: Record<string, unknown> = { errcode: spec.errcode ?? "M_UNKNOWN", error: spec.error ?? "Injected failure" };
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (spec.retryAfterMs !== undefined) {
+      body["retry_after_ms"] = spec.retryAfterMs;
+      headers["retry-after"] = String(Math.ceil(spec.retryAfterMs / 1000));
+    }
+    this.write(res, status, headers, JSON.stringify(body));
   }
 
   private write(res: ServerResponse, status: number, headers: Record<string, string>, body: string | Buffer): void {
@@ -207,6 +245,22 @@ class Homeserver implements TestHomeserver {
 
   rateLimit(userId: string, requests: number, retryAfterMs: number): void {
     this.store.user(userId).rateLimit = { remaining: requests, retryAfterMs };
+  }
+
+  setLatency(latency: Latency): void {
+    this.conditions.setLatency(latency);
+  }
+
+  failNext(spec: FailSpec): void {
+    this.conditions.addFault({ kind: "fail", spec });
+  }
+
+  dropNext(spec: DropSpec): void {
+    this.conditions.addFault({ kind: "drop", spec });
+  }
+
+  clearFaults(): void {
+    this.conditions.clearFaults();
   }
 
   requireAuthForCrossSigning(required: boolean): void {
