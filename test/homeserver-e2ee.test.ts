@@ -2,10 +2,10 @@
 // HTTP where the exact wire behaviour matters (keys, to-device, device lists).
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type MatrixClient } from "matrix-js-sdk";
+import { ClientEvent, type MatrixClient } from "matrix-js-sdk";
 import { DecryptionFailureCode } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { bootstrapCrossSigning, crossSigningKey, eventAsSeenBy, eventually, isCrossSigned, newSigningKey } from "./support/e2ee-client.ts";
-import { humanClient, startHomeserver, type HumanClientOptions, type TestHomeserver } from "./support/homeserver.ts";
+import { humanClient, startHomeserver, startSynced, type HumanClientOptions, type TestHomeserver } from "./support/homeserver.ts";
 
 type Body = Record<string, unknown>;
 
@@ -271,5 +271,271 @@ describe("test homeserver: keys, cross-signing and signatures over raw HTTP", ()
   it("has no key backup: GET /room_keys/version is 404 M_NOT_FOUND", async () => {
     const res = await api(hs, carol.accessToken, "GET", `${V3}/room_keys/version`);
     assert.deepEqual([res.status, res.json["errcode"], res.json["error"]], [404, "M_NOT_FOUND", "No current backup version"]);
+  });
+});
+
+describe("test homeserver: to-device messages and device lists over raw HTTP", () => {
+  let hs: TestHomeserver | undefined;
+  type Login = { userId: string; accessToken: string; deviceId: string };
+  let erin: Login;
+  let erin2: Login;
+  let frank: Login;
+  let gina: Login;
+
+  before(async () => {
+    hs = await startHomeserver();
+    erin = await hs.createUser("erin", "pw-erin");
+    frank = await hs.createUser("frank", "pw-frank");
+    gina = await hs.createUser("gina", "pw-gina");
+    const login = await api(hs, null, "POST", `${V3}/login`, { type: "m.login.password", identifier: { type: "m.id.user", user: "erin" }, password: "pw-erin" });
+    erin2 = { userId: erin.userId, accessToken: String(login.json["access_token"]), deviceId: String(login.json["device_id"]) };
+  });
+  after(async () => {
+    await hs?.close();
+  });
+
+  const sync = async (who: Login, since?: string, timeout = 0): Promise<Body> =>
+    (await api(hs, who.accessToken, "GET", `${V3}/sync?timeout=${timeout}${since === undefined ? "" : `&since=${since}`}`)).json;
+  const toDevice = (body: Body): Body[] => at(body, "to_device")["events"] as Body[];
+  const send = (from: Login, txn: string, messages: Body): Promise<{ status: number; json: Body }> =>
+    api(hs, from.accessToken, "PUT", `${V3}/sendToDevice/org.example.ping/${txn}`, { messages });
+
+  it("delivers to-device messages in order, to one device or all ('*'), once per transaction id", async () => {
+    const start = String((await sync(erin)).next_batch);
+    const start2 = String((await sync(erin2)).next_batch);
+    assert.deepEqual(await send(frank, "t1", { [erin.userId]: { [erin.deviceId]: { n: 1 } } }), { status: 200, json: {} });
+    await send(frank, "t1", { [erin.userId]: { [erin.deviceId]: { n: 1 } } });
+    await send(frank, "t2", { [erin.userId]: { "*": { n: 2 } } });
+    const got = await sync(erin, start);
+    assert.deepEqual(toDevice(got), [
+      { sender: frank.userId, type: "org.example.ping", content: { n: 1 } },
+      { sender: frank.userId, type: "org.example.ping", content: { n: 2 } },
+    ]);
+    assert.deepEqual(toDevice(await sync(erin2, start2)), [{ sender: frank.userId, type: "org.example.ping", content: { n: 2 } }]);
+
+    // Not acknowledged until a sync comes with a `since` past them: a client resuming from an older token gets them again.
+    assert.equal(toDevice(await sync(erin, start)).length, 2);
+    const next = String(got.next_batch);
+    assert.deepEqual(toDevice(await sync(erin, next)), []);
+    assert.deepEqual(toDevice(await sync(erin, start)), [], "gone once acknowledged");
+  });
+
+  it("gives at most 100 to-device messages a sync, the rest in the next", async () => {
+    const start = String((await sync(gina)).next_batch);
+    const messages: Body = {};
+    for (let i = 0; i < 150; i++) {
+      messages[gina.userId] = { [gina.deviceId]: { n: i } };
+      await send(frank, `bulk-${i}`, messages);
+    }
+    const first = await sync(gina, start);
+    assert.deepEqual(toDevice(first).map((e) => at(e, "content")["n"]), Array.from({ length: 100 }, (_, i) => i));
+    const second = await sync(gina, String(first.next_batch), 5000);
+    assert.deepEqual(toDevice(second).map((e) => at(e, "content")["n"]), Array.from({ length: 50 }, (_, i) => 100 + i));
+    assert.deepEqual(toDevice(await sync(gina, String(second.next_batch))), []);
+  });
+
+  it("wakes a waiting sync for a to-device message and for a device list change", async () => {
+    const since = String((await sync(erin)).next_batch);
+    const waiting = sync(erin, since, 10_000);
+    const t0 = Date.now();
+    await new Promise((r) => setTimeout(r, 50));
+    await send(frank, "wake", { [erin.userId]: { [erin.deviceId]: { wake: true } } });
+    assert.equal(toDevice(await waiting).length, 1);
+    assert.ok(Date.now() - t0 < 2000);
+
+    // erin and frank share a room: frank's new keys reach erin's waiting sync as device_lists.changed.
+    const { json } = await api(hs, erin.accessToken, "POST", `${V3}/createRoom`, { invite: [frank.userId, gina.userId], initial_state: [ENCRYPTION] });
+    const roomId = String(json["room_id"]);
+    const beforeJoin = String((await sync(erin)).next_batch);
+    await api(hs, frank.accessToken, "POST", `${V3}/join/${encodeURIComponent(roomId)}`, {});
+    const joined = await sync(erin, beforeJoin);
+    assert.deepEqual(at(joined, "device_lists")["changed"], [frank.userId], "a user who newly shares a room");
+    const since2 = String(joined.next_batch);
+    const waiting2 = sync(erin, since2, 10_000);
+    await new Promise((r) => setTimeout(r, 50));
+    await api(hs, frank.accessToken, "POST", `${V3}/keys/upload`, {
+      device_keys: { user_id: frank.userId, device_id: frank.deviceId, algorithms: [], keys: { [`ed25519:${frank.deviceId}`]: "k" } },
+    });
+    assert.deepEqual(at(await waiting2, "device_lists"), { changed: [frank.userId], left: [] });
+    await api(hs, gina.accessToken, "POST", `${V3}/keys/upload`, {
+      device_keys: { user_id: gina.userId, device_id: gina.deviceId, algorithms: [], keys: { [`ed25519:${gina.deviceId}`]: "g" } },
+    });
+    assert.deepEqual(at(await sync(erin, since2), "device_lists")["changed"], [frank.userId], "gina is only invited: not tracked");
+
+    await api(hs, frank.accessToken, "POST", `${V3}/rooms/${encodeURIComponent(roomId)}/leave`, {});
+    const left = await sync(erin, since2);
+    assert.deepEqual(at(left, "device_lists"), { changed: [], left: [frank.userId] });
+    const changes = await api(hs, erin.accessToken, "GET", `${V3}/keys/changes?from=${beforeJoin}&to=${String(left.next_batch)}`);
+    assert.deepEqual(changes.json, { changed: [], left: [frank.userId] });
+    const changesBeforeLeave = await api(hs, erin.accessToken, "GET", `${V3}/keys/changes?from=${beforeJoin}&to=${since2}`);
+    assert.deepEqual(changesBeforeLeave.json["changed"], [frank.userId]);
+  });
+
+  it("answers members and joined_members, also at a sync token", async () => {
+    const { json } = await api(hs, erin.accessToken, "POST", `${V3}/createRoom`, { invite: [gina.userId] });
+    const roomId = encodeURIComponent(String(json["room_id"]));
+    const token = String((await sync(erin)).next_batch);
+    await api(hs, gina.accessToken, "POST", `${V3}/join/${roomId}`, {});
+    const now = await api(hs, erin.accessToken, "GET", `${V3}/rooms/${roomId}/members?not_membership=leave`);
+    const members = (now.json["chunk"] as Body[]).map((e) => [e["state_key"], at(e, "content")["membership"]]);
+    assert.deepEqual(members.sort(), [[erin.userId, "join"], [gina.userId, "join"]]);
+    const then = await api(hs, erin.accessToken, "GET", `${V3}/rooms/${roomId}/members?at=${token}&membership=invite`);
+    assert.deepEqual((then.json["chunk"] as Body[]).map((e) => e["state_key"]), [gina.userId]);
+    const joined = await api(hs, gina.accessToken, "GET", `${V3}/rooms/${roomId}/joined_members`);
+    assert.deepEqual(Object.keys(at(joined.json, "joined")).sort(), [erin.userId, gina.userId]);
+  });
+});
+
+describe("test homeserver: to-device messages for a client that was stopped", () => {
+  let hs: TestHomeserver | undefined;
+  const clients: MatrixClient[] = [];
+
+  before(async () => {
+    hs = await startHomeserver();
+  });
+  after(async () => {
+    for (const c of clients) c.stopClient();
+    await hs?.close();
+  });
+
+  it("delivers what was sent while the client was stopped when it resumes from its saved token", async () => {
+    if (!hs) return assert.fail("no homeserver");
+    const hank = await humanClient(hs, "hank");
+    clients.push(hank);
+    const ivy = await humanClient(hs, "ivy");
+    clients.push(ivy);
+    const received: Body[] = [];
+    ivy.on(ClientEvent.ToDeviceEvent, (e) => received.push({ type: e.getType(), sender: e.getSender(), content: e.getContent() }));
+    ivy.stopClient();
+    const savedToken = ivy.store.getSyncToken();
+    assert.ok(savedToken, "the client keeps its sync token across a stop");
+    // The memory store claims no saved sync, so a restart would sync from scratch; a persistent store (as the bot's)
+    // hands back its last token, and the SDK then resumes from it.
+    ivy.store.getSavedSyncToken = () => Promise.resolve(savedToken);
+    for (const n of [1, 2, 3]) {
+      await hank.sendToDevice("org.example.ping", new Map([[ivy.getSafeUserId(), new Map([[ivy.getDeviceId() ?? "", { n }]])]]));
+    }
+    const sinces: Array<string | null> = [];
+    const realFetch = globalThis.fetch;
+    globalThis.fetch = (input, init) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      if (url.pathname.endsWith("/sync")) sinces.push(url.searchParams.get("since"));
+      return realFetch(input, init);
+    };
+    try {
+      await startSynced(ivy);
+      await eventually("ivy got the three messages", () => received.length >= 3, 5000);
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    assert.equal(sinces[0], savedToken, "the restarted client resumed from its saved token");
+    assert.deepEqual(received, [1, 2, 3].map((n) => ({ type: "org.example.ping", sender: hank.getSafeUserId(), content: { n } })));
+  });
+});
+
+describe("test homeserver: latency and faults", () => {
+  let hs: TestHomeserver | undefined;
+  let jo: { userId: string; accessToken: string; deviceId: string };
+  const rooms: string[] = [];
+
+  before(async () => {
+    hs = await startHomeserver();
+    jo = await hs.createUser("jo", "pw-jo");
+    for (let i = 0; i < 3; i++) rooms.push(String((await api(hs, jo.accessToken, "POST", `${V3}/createRoom`, {})).json["room_id"]));
+  });
+  after(async () => {
+    await hs?.close();
+  });
+
+  let txn = 0;
+  const sendTo = (roomId: string, body = "x"): Promise<{ status: number; json: Body }> =>
+    api(hs, jo.accessToken, "PUT", `${V3}/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t${++txn}`, { msgtype: "m.text", body });
+  const timed = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
+    const t0 = performance.now();
+    const out = await f();
+    return [out, performance.now() - t0];
+  };
+
+  it("answers at once by default", async () => {
+    const [, ms] = await timed(() => sendTo(rooms[0] ?? ""));
+    assert.ok(ms < 40, `a send took ${ms} ms`);
+  });
+
+  it("delays every request, and stores a room's events one after the other", async () => {
+    const [room0 = "", room1 = "", room2 = ""] = rooms;
+    hs?.setLatency({ requestMs: 60, sendMs: 80 });
+    try {
+      const [, whoami] = await timed(() => api(hs, jo.accessToken, "GET", `${V3}/account/whoami`));
+      assert.ok(whoami >= 59, `whoami took ${whoami} ms`);
+      const [, one] = await timed(() => sendTo(room0));
+      assert.ok(one >= 79, `one send took ${one} ms`);
+      const [sameRoom, serial] = await timed(() => Promise.all([1, 2, 3, 4].map((n) => sendTo(room1, `s${n}`))));
+      assert.ok(serial >= 4 * 80 - 1, `four sends to one room took ${serial} ms`);
+      assert.ok(sameRoom.every((r) => r.status === 200));
+      const bodies = hs?.roomEvents(room1).filter((e) => e.type === "m.room.message").map((e) => e.content["body"]);
+      assert.deepEqual(bodies, ["s1", "s2", "s3", "s4"], "stored in the order they came");
+      const [, parallel] = await timed(() => Promise.all([room0, room1, room2].map((r) => sendTo(r))));
+      assert.ok(parallel < 2 * 80, `sends to three rooms took ${parallel} ms: rooms do not wait for each other`);
+      hs?.setLatency({ sendPerSecondPerRoom: 20 });
+      const [, rate] = await timed(() => Promise.all([1, 2, 3, 4, 5].map(() => sendTo(room2))));
+      assert.ok(rate >= 5 * 50 - 1 && rate < 1000, `five sends at 20/s took ${rate} ms`);
+    } finally {
+      hs?.setLatency({});
+    }
+  });
+
+  it("fails the next matching requests with the status and errcode asked for", async () => {
+    const room = rooms[0] ?? "";
+    hs?.failNext({ pathPrefix: `${V3}/rooms/`, method: "PUT", status: 500, count: 2 });
+    const whoami = await api(hs, jo.accessToken, "GET", `${V3}/account/whoami`);
+    assert.equal(whoami.status, 200, "other requests are not affected");
+    assert.deepEqual(await sendTo(room), { status: 500, json: { errcode: "M_UNKNOWN", error: "Injected failure" } });
+    assert.equal((await sendTo(room)).status, 500);
+    assert.equal((await sendTo(room)).status, 200);
+    hs?.failNext({ pathPrefix: `${V3}/rooms/`, status: 400, errcode: "M_BAD_JSON", error: "nope" });
+    assert.deepEqual(await sendTo(room), { status: 400, json: { errcode: "M_BAD_JSON", error: "nope" } });
+    hs?.failNext({ pathPrefix: `${V3}/sync`, status: 502, proxyPage: true });
+    const res = await fetch(`${hs?.url ?? ""}${V3}/sync?timeout=0`, { headers: { authorization: `Bearer ${jo.accessToken}` } });
+    assert.equal(res.status, 502);
+    assert.match(await res.text(), /502 Bad Gateway/);
+    const stored = hs?.roomEvents(room).length;
+    hs?.failNext({ status: 429, errcode: "M_LIMIT_EXCEEDED", retryAfterMs: 1500 });
+    const limited = await sendTo(room);
+    assert.deepEqual([limited.status, limited.json["retry_after_ms"]], [429, 1500]);
+    assert.equal(hs?.roomEvents(room).length, stored, "a failed request changes nothing");
+  });
+
+  it("drops connections without an answer, before or after handling the request", async () => {
+    const room = rooms[2] ?? "";
+    const count = (): number => hs?.roomEvents(room).length ?? 0;
+    const before = count();
+    hs?.dropNext({ pathPrefix: `${V3}/rooms/`, method: "PUT" });
+    await assert.rejects(sendTo(room, "dropped before"));
+    assert.equal(count(), before, "nothing stored");
+    hs?.dropNext({ pathPrefix: `${V3}/rooms/`, when: "after" });
+    const url = `${V3}/rooms/${encodeURIComponent(room)}/send/m.room.message/drop-after`;
+    await assert.rejects(api(hs, jo.accessToken, "PUT", url, { msgtype: "m.text", body: "stored, never answered" }));
+    assert.equal(count(), before + 1, "handled although never answered");
+    const retried = await api(hs, jo.accessToken, "PUT", url, { msgtype: "m.text", body: "stored, never answered" });
+    assert.equal(retried.status, 200);
+    assert.equal(count(), before + 1, "the retry with the same transaction id is answered with the same event");
+    hs?.dropNext({ pathPrefix: `${V3}/rooms/`, count: 5 });
+    hs?.clearFaults();
+    assert.equal((await sendTo(room)).status, 200);
+  });
+
+  it("keeps pause and rate limits working together with latency", async () => {
+    hs?.setLatency({ requestMs: 20 });
+    try {
+      hs?.rateLimit(jo.userId, 1, 100);
+      assert.equal((await sendTo(rooms[0] ?? "")).status, 429);
+      hs?.pause();
+      const held = sendTo(rooms[0] ?? "");
+      await new Promise((r) => setTimeout(r, 100));
+      hs?.resume();
+      assert.equal((await held).status, 200);
+    } finally {
+      hs?.setLatency({});
+    }
   });
 });

@@ -63,7 +63,7 @@ function sharesRoom(store: Store, a: string, b: string, pos = Infinity): boolean
 
 /**
  * Users whose keys changed in (from, to] and who share a room with `userId` now (plus those who newly came to share
- * one, and `userId` itself), and users who shared a room at `from` but share none now.
+ * one, and `userId` itself), and users who were in a room with `userId` in that window but share none now.
  */
 export function deviceListChanges(store: Store, userId: string, from: number, to: number): { changed: string[]; left: string[] } {
   const changed = new Set<string>();
@@ -83,21 +83,18 @@ export function deviceListChanges(store: Store, userId: string, from: number, to
     if (meNow && !meThen) {
       for (const m of store.members(room, to)) if (m.membership === "join" && m.userId !== userId) changed.add(m.userId);
     }
+    if (meThen && !meNow) for (const m of store.members(room, from)) if (m.membership === "join") candidatesLeft.add(m.userId);
     for (const e of memberEvents) {
       const target = e.event.state_key ?? "";
-      if (target === userId) {
-        if (meThen && !meNow) for (const m of store.members(room, from)) if (m.membership === "join") candidatesLeft.add(m.userId);
-        continue;
-      }
+      if (target === userId) continue;
       const thenJoined = store.membership(room, target, from).membership === "join";
       const nowJoined = store.membership(room, target, to).membership === "join";
       if (meNow && nowJoined && !thenJoined) changed.add(target);
-      if (thenJoined && !nowJoined) candidatesLeft.add(target);
+      // Like Synapse, also someone who joined and left within the window: "may have left" (spec).
+      if (!nowJoined && (thenJoined || e.event.content["membership"] === "join")) candidatesLeft.add(target);
     }
   }
-  const left = [...candidatesLeft].filter(
-    (u) => u !== userId && !sharesRoom(store, userId, u, to) && sharesRoom(store, userId, u, from),
-  );
+  const left = [...candidatesLeft].filter((u) => u !== userId && !sharesRoom(store, userId, u, to));
   for (const u of left) changed.delete(u);
   return { changed: [...changed].sort(), left: left.sort() };
 }
