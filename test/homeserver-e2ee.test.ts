@@ -5,6 +5,7 @@ import { after, before, describe, it } from "node:test";
 import { ClientEvent, type MatrixClient } from "matrix-js-sdk";
 import { DecryptionFailureCode } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { bootstrapCrossSigning, crossSigningKey, eventAsSeenBy, eventually, isCrossSigned, newSigningKey } from "./support/e2ee-client.ts";
+import { SYNAPSE_ON_TWO_CORES } from "./support/homeserver-faults.ts";
 import { humanClient, startHomeserver, startSynced, type HumanClientOptions, type TestHomeserver } from "./support/homeserver.ts";
 
 type Body = Record<string, unknown>;
@@ -133,6 +134,91 @@ describe("test homeserver: encrypted rooms with Rust crypto on both sides", () =
       assert.equal(seen.getType(), "m.room.message", seen.decryptionFailureReason ?? "");
       assert.equal(seen.getContent()["body"], "now for both of bob's devices");
     }
+  });
+
+  /** A new room alice creates with `initialState` and bob joins; resolves once alice sees him joined. */
+  const roomWithBob = async (initialState: unknown[]): Promise<string> => {
+    const { room_id } = await alice.createRoom({ invite: ["@bob:localhost"], initial_state: initialState as [] });
+    await eventually("bob is invited", () => bob.getRoom(room_id)?.getMyMembership() === "invite");
+    await bob.joinRoom(room_id);
+    await eventually("alice sees bob joined", () => alice.getRoom(room_id)?.getMember("@bob:localhost")?.membership === "join");
+    return room_id;
+  };
+  const bodyAsSeen = async (client: MatrixClient, room: string, eventId: string, ms?: number): Promise<unknown> => {
+    const event = await eventAsSeenBy(client, room, eventId, ms);
+    return event.isDecryptionFailure() ? `failed: ${event.decryptionFailureReason ?? "?"}` : event.getContent()["body"];
+  };
+
+  it("encrypts from the moment a room turns encryption on (m.room.encryption sent as state later)", async () => {
+    const room = await roomWithBob([]);
+    const plain = await alice.sendTextMessage(room, "in the clear");
+    assert.equal(hs?.roomEvents(room).find((e) => e.event_id === plain.event_id)?.type, "m.room.message");
+    await alice.sendStateEvent(room, "m.room.encryption" as never, ENCRYPTION.content as never, "");
+    await eventually("both see the room encrypted", async () =>
+      Boolean((await alice.getCrypto()?.isEncryptionEnabledInRoom(room)) && (await bob.getCrypto()?.isEncryptionEnabledInRoom(room))),
+    );
+    const secret = await bob.sendTextMessage(room, "now encrypted");
+    assert.equal(hs?.roomEvents(room).find((e) => e.event_id === secret.event_id)?.type, "m.room.encrypted");
+    assert.equal(await bodyAsSeen(alice, room, secret.event_id), "now encrypted");
+  });
+
+  it("decrypts a message whose room key arrives late, and never one whose key never comes", async () => {
+    const room = await roomWithBob([ENCRYPTION]);
+    const hold = hs?.holdToDevice({ to: "@bob:localhost", type: "m.room.encrypted" });
+    if (!hold) return assert.fail("no homeserver");
+    const late = await alice.sendTextMessage(room, "key comes late");
+    await eventually("the room key is held", () => hold.count() > 0);
+    assert.match(String(await bodyAsSeen(bob, room, late.event_id, 1000)), /^failed/);
+    hold.release();
+    assert.equal(await bodyAsSeen(bob, room, late.event_id), "key comes late");
+
+    const room2 = await roomWithBob([ENCRYPTION]);
+    const never = hs?.holdToDevice({ to: "@bob:localhost", type: "m.room.encrypted" });
+    const lost = await alice.sendTextMessage(room2, "key never comes");
+    await eventually("the room key is held", () => (never?.count() ?? 0) > 0);
+    assert.ok((never?.discard() ?? 0) > 0);
+    assert.match(String(await bodyAsSeen(bob, room2, lost.event_id, 1500)), /^failed/);
+  });
+
+  it("still works when key sharing meets a 502 or a dropped connection (the SDK retries)", async () => {
+    const prefix = `${V3}/sendToDevice/m.room.encrypted/`;
+    const room = await roomWithBob([ENCRYPTION]);
+    const before = hs?.requestCount(prefix) ?? 0;
+    hs?.failNext({ pathPrefix: prefix, status: 502, proxyPage: true });
+    const first = await alice.sendTextMessage(room, "after a bad gateway");
+    assert.equal(await bodyAsSeen(bob, room, first.event_id, 15_000), "after a bad gateway");
+    assert.ok((hs?.requestCount(prefix) ?? 0) >= before + 2, "the key share was refused once and sent again");
+    const room2 = await roomWithBob([ENCRYPTION]);
+    const before2 = hs?.requestCount(prefix) ?? 0;
+    hs?.dropNext({ pathPrefix: prefix, when: "after" });
+    const second = await alice.sendTextMessage(room2, "after a lost answer");
+    assert.equal(await bodyAsSeen(bob, room2, second.event_id, 15_000), "after a lost answer");
+    assert.ok((hs?.requestCount(prefix) ?? 0) >= before2 + 2, "the key share's answer was lost once and the request repeated");
+  });
+
+  it("works at a real server's pace (SYNAPSE_ON_TWO_CORES latency)", async () => {
+    hs?.setLatency(SYNAPSE_ON_TWO_CORES);
+    try {
+      const room = await roomWithBob([ENCRYPTION]);
+      const t0 = Date.now();
+      const sent = await alice.sendTextMessage(room, "slowly but surely");
+      assert.ok(Date.now() - t0 >= 40, "the send took at least a send's time");
+      assert.equal(await bodyAsSeen(bob, room, sent.event_id), "slowly but surely");
+      const reply = await bob.sendTextMessage(room, "and back");
+      assert.equal(await bodyAsSeen(alice, room, reply.event_id), "and back");
+    } finally {
+      hs?.setLatency({});
+    }
+  });
+
+  it("shows the server what the clients did: devices with keys, cross-signed or not", () => {
+    const bobs = hs?.devices("@bob:localhost") ?? [];
+    assert.deepEqual(bobs.map((d) => [d.deviceId, d.hasKeys, d.crossSigned]).sort(), [
+      [bob.getDeviceId(), true, true],
+      [bob2?.getDeviceId(), true, true],
+    ].sort());
+    // What the SDK asked for that this server does not have (MatrixRTC transports, MSC4143): nothing encryption needs.
+    assert.deepEqual(hs?.unrecognized().filter((r) => !r.includes("/org.matrix.msc4143/rtc/transports")), []);
   });
 });
 

@@ -365,10 +365,8 @@ function sendToDevice(ctx: AuthedCtx): Json {
     const user = store.users.get(userId);
     for (const [deviceId, content] of Object.entries(obj(byDevice, "messages values"))) {
       if (!user) continue;
-      const targets = deviceId === "*" ? [...user.devices.values()] : [user.devices.get(deviceId)].filter((d) => d !== undefined);
-      for (const device of targets) {
-        device.inbox.push({ pos: store.bump(), event: { sender: session.userId, type, content: obj(content, "message content") } });
-      }
+      const targets = deviceId === "*" ? [...user.devices.keys()] : user.devices.has(deviceId) ? [deviceId] : [];
+      for (const target of targets) store.deliverToDevice(userId, target, { sender: session.userId, type, content: obj(content, "message content") });
     }
   }
   return {};

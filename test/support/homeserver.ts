@@ -22,7 +22,8 @@ import {
 import { Conditions, type DropSpec, type FailSpec, type Latency } from "./homeserver-faults.ts";
 import { keyRoutes } from "./homeserver-keys.ts";
 import { roomRoutes } from "./homeserver-rooms.ts";
-import { HsError, Store } from "./homeserver-store.ts";
+import { crossSigningKeyOf } from "./homeserver-signing.ts";
+import { HsError, Store, type ToDeviceHold } from "./homeserver-store.ts";
 
 export interface StoredRoomEvent {
   event_id: string;
@@ -63,11 +64,35 @@ export interface TestHomeserver {
   dropNext(spec: DropSpec): void;
   /** Disarms every failNext/dropNext not yet used. */
   clearFaults(): void;
+  /**
+   * Holds back to-device messages (room keys travel in them, as "m.room.encrypted") sent to `to` (a user id; all
+   * users when absent) of `type` (all types when absent) from now on, instead of delivering them: for keys that come
+   * late (release) or never (discard).
+   */
+  holdToDevice(match: { to?: string; type?: string }): ToDeviceHoldHandle;
+  /** The user's devices as the server knows them: keys uploaded, signed by the user's self-signing key. */
+  devices(userId: string): DeviceSummary[];
   /** Whether a first cross-signing key upload needs user-interactive auth too (as on servers without MSC3967). */
   requireAuthForCrossSigning(required: boolean): void;
   /** Requests that matched no endpoint ("METHOD /path"), to see what a client expected that is missing. */
   unrecognized(): string[];
   close(): Promise<void>;
+}
+
+export interface ToDeviceHoldHandle {
+  /** Messages held so far. */
+  count(): number;
+  /** Stops holding and delivers what was held, in order. */
+  release(): void;
+  /** Stops holding and drops what was held; returns how many. */
+  discard(): number;
+}
+
+export interface DeviceSummary {
+  deviceId: string;
+  displayName?: string;
+  hasKeys: boolean;
+  crossSigned: boolean;
 }
 
 const CORS = {
@@ -261,6 +286,36 @@ class Homeserver implements TestHomeserver {
 
   clearFaults(): void {
     this.conditions.clearFaults();
+  }
+
+  holdToDevice(match: { to?: string; type?: string }): ToDeviceHoldHandle {
+    const hold: ToDeviceHold = { held: [] };
+    if (match.to !== undefined) hold.to = match.to;
+    if (match.type !== undefined) hold.type = match.type;
+    this.store.toDeviceHolds.push(hold);
+    const stop = (): ToDeviceHold["held"] => {
+      const i = this.store.toDeviceHolds.indexOf(hold);
+      if (i >= 0) this.store.toDeviceHolds.splice(i, 1);
+      return hold.held.splice(0);
+    };
+    return {
+      count: () => hold.held.length,
+      release: () => {
+        for (const m of stop()) this.store.deliverToDevice(m.userId, m.deviceId, m.event);
+      },
+      discard: () => stop().length,
+    };
+  }
+
+  devices(userId: string): DeviceSummary[] {
+    const user = this.store.user(userId);
+    const ssk = user.crossSigning.self_signing ? crossSigningKeyOf(user.crossSigning.self_signing) : undefined;
+    return [...user.devices].map(([deviceId, d]) => {
+      const sigs = { ...(d.deviceKeys?.["signatures"] as Record<string, Record<string, string>> | undefined)?.[userId], ...user.signatures.get(deviceId)?.get(userId) };
+      const out: DeviceSummary = { deviceId, hasKeys: d.deviceKeys !== undefined, crossSigned: ssk !== undefined && sigs[ssk[0]] !== undefined };
+      if (d.displayName !== undefined) out.displayName = d.displayName;
+      return out;
+    });
   }
 
   requireAuthForCrossSigning(required: boolean): void {
