@@ -470,6 +470,20 @@ describe("test homeserver: to-device messages and device lists over raw HTTP", (
     const joined = await api(hs, gina.accessToken, "GET", `${V3}/rooms/${roomId}/joined_members`);
     assert.deepEqual(Object.keys(at(joined.json, "joined")).sort(), [erin.userId, gina.userId]);
   });
+
+  it("deletes a device with its keys and messages on logout, and tells those who share a room", async () => {
+    await api(hs, erin2.accessToken, "POST", `${V3}/keys/upload`, {
+      device_keys: { user_id: erin.userId, device_id: erin2.deviceId, algorithms: [], keys: { [`ed25519:${erin2.deviceId}`]: "e2" } },
+    });
+    await send(frank, "for-erin2", { [erin.userId]: { [erin2.deviceId]: { n: 1 } } });
+    const since = String((await sync(gina)).next_batch);
+    assert.deepEqual(await api(hs, erin2.accessToken, "POST", `${V3}/logout`, {}), { status: 200, json: {} });
+    assert.deepEqual(at(await sync(gina, since), "device_lists")["changed"], [erin.userId]);
+    const keys = await api(hs, gina.accessToken, "POST", `${V3}/keys/query`, { device_keys: { [erin.userId]: [] } });
+    assert.deepEqual(at(keys.json, "device_keys", erin.userId), {}, "erin's other device never uploaded keys");
+    assert.equal((await api(hs, erin2.accessToken, "GET", `${V3}/account/whoami`)).status, 401);
+    assert.deepEqual(hs?.devices(erin.userId).map((d) => d.deviceId), [erin.deviceId]);
+  });
 });
 
 describe("test homeserver: to-device messages for a client that was stopped", () => {
