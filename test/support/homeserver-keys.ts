@@ -3,7 +3,7 @@
 // keys and signatures, to-device messages, device list changes, devices.
 import { authed, obj, str, type AuthedCtx, type Route } from "./homeserver-http.ts";
 import { HsError, forbidden, notFound, randomId, type CrossSigningUsage, type Device, type Json, type Store, type User } from "./homeserver-store.ts";
-import { crossSigningKeyOf, verifySignature } from "./homeserver-signing.ts";
+import { canonicalJson, crossSigningKeyOf, verifySignature } from "./homeserver-signing.ts";
 import { parseSyncToken } from "./homeserver-sync.ts";
 
 const V3 = "/_matrix/client/v3";
@@ -117,11 +117,11 @@ function uploadKeys(ctx: AuthedCtx): Json {
     if (!isObj(keys["keys"]) || !Array.isArray(keys["algorithms"])) throw new HsError(400, "M_BAD_JSON", "device_keys needs keys and algorithms");
     const before = device.deviceKeys;
     // A device's identity keys are its identity: a different set means another crypto store on a reused device id.
-    if (before && JSON.stringify(sorted(before["keys"])) !== JSON.stringify(sorted(keys["keys"]))) {
+    if (before && canonicalJson(before["keys"]) !== canonicalJson(keys["keys"])) {
       throw invalid(`Device keys for ${session.userId} ${session.deviceId} already exist and differ; log in as a new device`);
     }
     device.deviceKeys = keys;
-    if (JSON.stringify(before) !== JSON.stringify(keys)) store.keysChanged(session.userId);
+    if (before === undefined || canonicalJson(before) !== canonicalJson(keys)) store.keysChanged(session.userId);
   }
   const otks = body["one_time_keys"] === undefined ? {} : obj(body["one_time_keys"], "one_time_keys");
   for (const [id, key] of Object.entries(otks)) {
@@ -146,16 +146,12 @@ function uploadKeys(ctx: AuthedCtx): Json {
   return { one_time_key_counts: oneTimeKeyCounts(device) };
 }
 
-function sorted(v: unknown): unknown {
-  return isObj(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v;
-}
-
 /** Keys match when equal apart from their signatures (another upload may sign them differently). */
 function sameKey(a: unknown, b: unknown): boolean {
   if (!isObj(a) || !isObj(b)) return a === b;
   const { signatures: _a, ...restA } = a;
   const { signatures: _b, ...restB } = b;
-  return JSON.stringify(sorted(restA)) === JSON.stringify(sorted(restB));
+  return canonicalJson(restA) === canonicalJson(restB);
 }
 
 // ---- /keys/query and /keys/claim ----
@@ -266,7 +262,7 @@ function uploadSigningKeys(ctx: AuthedCtx): Json {
   const user = store.user(session.userId);
   const uploads = SIGNING_FIELDS.flatMap(([field, usage]) => (body[field] === undefined ? [] : [[usage, obj(body[field], field)] as const]));
   // Resending exactly the keys already there is a no-op without auth (Synapse).
-  if (uploads.every(([usage, key]) => JSON.stringify(user.crossSigning[usage]) === JSON.stringify(key))) return {};
+  if (uploads.every(([usage, key]) => canonicalJson(user.crossSigning[usage] ?? null) === canonicalJson(key))) return {};
   // MSC3967: the first upload (no master key yet) needs no auth; replacing keys does.
   if (user.crossSigning.master !== undefined || store.requireAuthForFirstCrossSigning) requirePassword(ctx);
   const newKeys = new Map(uploads);
@@ -289,7 +285,7 @@ const failure = (status: number, errcode: string, message: string): Json => ({ s
 
 /** Stores one signature of `targetKeyId` (of `target`) by `signer`'s key `signerKeyId`, checked against `stored`. */
 function addSignature(target: User, targetKeyId: string, stored: Json, signed: Json, signer: string, signerKey: [string, string]): Json | undefined {
-  const strip = ({ signatures: _s, unsigned: _u, ...rest }: Json): string => JSON.stringify(sorted(rest));
+  const strip = ({ signatures: _s, unsigned: _u, ...rest }: Json): string => canonicalJson(rest);
   if (strip(stored) !== strip(signed)) return failure(400, "M_UNKNOWN", "Key does not match");
   if (!verifySignature(signed, signer, signerKey[0], signerKey[1])) return failure(400, "M_INVALID_SIGNATURE", "Invalid signature");
   const bySigner = target.signatures.get(targetKeyId) ?? new Map<string, Record<string, string>>();
