@@ -262,8 +262,18 @@ describe("test homeserver: keys, cross-signing and signatures over raw HTTP", ()
     assert.equal(clash.status, 400);
     assert.equal(clash.json["errcode"], "M_INVALID_PARAM");
     assert.match(String(clash.json["error"]), /^One time key signed_curve25519:AAAAAQ already exists/);
+    // A second crypto store on the same device id: new identity keys, one-time key ids counted afresh. Synapse's
+    // answer is the one-time key clash; nothing of the upload is stored.
+    const secondStore = await api(hs, carol.accessToken, "POST", `${V3}/keys/upload`, {
+      device_keys: deviceKeys("curveB"),
+      one_time_keys: { "signed_curve25519:AAAAAQ": { key: "fresh1" }, "signed_curve25519:AAAAXX": { key: "fresh2" } },
+    });
+    assert.equal(secondStore.status, 400);
+    assert.match(String(secondStore.json["error"]), /^One time key signed_curve25519:AAAAAQ already exists/);
     const changed = await api(hs, carol.accessToken, "POST", `${V3}/keys/upload`, { device_keys: deviceKeys("curveB") });
-    assert.equal(changed.status, 400);
+    assert.deepEqual([changed.status, changed.json["errcode"]], [400, "M_INVALID_PARAM"], "a different identity for the device");
+    const query = await api(hs, dave.accessToken, "POST", `${V3}/keys/query`, { device_keys: { [carol.userId]: [] } });
+    assert.equal(at(query.json, "device_keys", carol.userId, carol.deviceId, "keys")[`curve25519:${carol.deviceId}`], "curveA");
     const notMine = await api(hs, dave.accessToken, "POST", `${V3}/keys/upload`, { device_keys: deviceKeys("curveA") });
     assert.deepEqual([notMine.status, notMine.json["errcode"]], [400, "M_BAD_JSON"]);
 

@@ -28,7 +28,7 @@ export interface RequestMatch {
   pathPrefix?: string;
   /** Matches only this HTTP method. */
   method?: string;
-  /** How many matching requests are affected (default 1). */
+  /** How many matching requests are affected (default 1; Infinity until clearFaults()). */
   count?: number;
 }
 

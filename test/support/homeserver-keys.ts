@@ -106,44 +106,51 @@ function uploadKeys(ctx: AuthedCtx): Json {
   const user = store.user(session.userId);
   const device = user.devices.get(session.deviceId);
   if (!device) throw new HsError(400, "M_UNKNOWN", "To upload keys, you must pass device_id when authenticating");
-  if (body["device_keys"] !== undefined) {
-    const keys = obj(body["device_keys"], "device_keys");
-    if (keys["user_id"] !== session.userId) {
-      throw new HsError(400, "M_BAD_JSON", "Provided `user_id` in `device_keys` does not match that of the authenticated user");
-    }
-    if (keys["device_id"] !== session.deviceId) {
-      throw new HsError(400, "M_BAD_JSON", "Provided `device_id` in `device_keys` does not match that of the authenticated user device");
-    }
-    if (!isObj(keys["keys"]) || !Array.isArray(keys["algorithms"])) throw new HsError(400, "M_BAD_JSON", "device_keys needs keys and algorithms");
-    const before = device.deviceKeys;
-    // A device's identity keys are its identity: a different set means another crypto store on a reused device id.
-    if (before && canonicalJson(before["keys"]) !== canonicalJson(keys["keys"])) {
-      throw invalid(`Device keys for ${session.userId} ${session.deviceId} already exist and differ; log in as a new device`);
-    }
-    device.deviceKeys = keys;
-    if (before === undefined || canonicalJson(before) !== canonicalJson(keys)) store.keysChanged(session.userId);
-  }
+  const keys = body["device_keys"] === undefined ? undefined : obj(body["device_keys"], "device_keys");
   const otks = body["one_time_keys"] === undefined ? {} : obj(body["one_time_keys"], "one_time_keys");
+  const fallback = body["fallback_keys"] === undefined ? {} : obj(body["fallback_keys"], "fallback_keys");
+  // Everything is checked before anything is stored: a refused upload changes nothing.
+  if (keys) checkDeviceKeys(keys, session.userId, session.deviceId);
+  for (const id of [...Object.keys(otks), ...Object.keys(fallback)]) {
+    if (id.split(":").length !== 2) throw new HsError(400, "M_BAD_JSON", `Invalid key id '${id}'. Expected "<algorithm>:<key_id>".`);
+  }
+  // A second crypto store on a reused device id starts its one-time key ids afresh: on Synapse this clash is
+  // the error such a client sees, so it is checked first.
   for (const [id, key] of Object.entries(otks)) {
-    if (id.split(":").length !== 2) throw new HsError(400, "M_BAD_JSON", `Invalid one_time_keys key '${id}'. Expected "<algorithm>:<key_id>".`);
     const existing = device.oneTimeKeys.get(id);
     if (existing !== undefined && !sameKey(existing, key)) {
       throw invalid(`One time key ${id} already exists. Old key: ${JSON.stringify(existing)}; new key: ${JSON.stringify(key)}`);
     }
   }
+  const before = device.deviceKeys;
+  // Synapse would overwrite the identity keys; here a different identity for a device that has one is refused,
+  // so the server never holds two identities for one device.
+  if (keys && before && canonicalJson(before["keys"]) !== canonicalJson(keys["keys"])) {
+    throw invalid(`Device keys for ${session.userId} ${session.deviceId} already exist and differ; log in as a new device`);
+  }
+  if (keys) {
+    device.deviceKeys = keys;
+    if (before === undefined || canonicalJson(before) !== canonicalJson(keys)) store.keysChanged(session.userId);
+  }
   for (const [id, key] of Object.entries(otks)) if (!device.oneTimeKeys.has(id)) device.oneTimeKeys.set(id, key as Json);
-  const fallback = body["fallback_keys"] === undefined ? {} : obj(body["fallback_keys"], "fallback_keys");
   for (const [id, key] of Object.entries(fallback)) {
-    const [algorithm, keyId] = id.split(":");
-    if (algorithm === undefined || keyId === undefined || id.split(":").length !== 2) {
-      throw new HsError(400, "M_BAD_JSON", `Invalid fallback_keys key '${id}'. Expected "<algorithm>:<key_id>".`);
-    }
+    const [algorithm = "", keyId = ""] = id.split(":");
     const current = device.fallbackKeys.get(algorithm);
     // Re-uploading the same key keeps its used flag (Synapse); a new one replaces it, unused.
     if (current && current.keyId === keyId && sameKey(current.key, key)) continue;
     device.fallbackKeys.set(algorithm, { keyId, key: key as Json, used: false });
   }
   return { one_time_key_counts: oneTimeKeyCounts(device) };
+}
+
+function checkDeviceKeys(keys: Json, userId: string, deviceId: string): void {
+  if (keys["user_id"] !== userId) {
+    throw new HsError(400, "M_BAD_JSON", "Provided `user_id` in `device_keys` does not match that of the authenticated user");
+  }
+  if (keys["device_id"] !== deviceId) {
+    throw new HsError(400, "M_BAD_JSON", "Provided `device_id` in `device_keys` does not match that of the authenticated user device");
+  }
+  if (!isObj(keys["keys"]) || !Array.isArray(keys["algorithms"])) throw new HsError(400, "M_BAD_JSON", "device_keys needs keys and algorithms");
 }
 
 /** Keys match when equal apart from their signatures (another upload may sign them differently). */
