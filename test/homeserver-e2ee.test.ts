@@ -211,6 +211,22 @@ describe("test homeserver: encrypted rooms with Rust crypto on both sides", () =
     }
   });
 
+  it("shares keys from a client with lazy-loaded members, who come from GET /rooms/:roomId/members", async () => {
+    const kim = await start("kim", { lazyLoadMembers: true });
+    await bootstrapCrossSigning(kim, "pw-kim");
+    const { room_id: room } = await kim.createRoom({ invite: ["@alice:localhost"], initial_state: [ENCRYPTION] });
+    await eventually("alice is invited", () => alice.getRoom(room)?.getMyMembership() === "invite");
+    await alice.joinRoom(room);
+    await eventually("kim sees alice joined", () => kim.getRoom(room)?.getMember("@alice:localhost")?.membership === "join");
+    const membersPath = `${V3}/rooms/${encodeURIComponent(room)}/members`;
+    const before = hs?.requestCount(membersPath) ?? 0;
+    const sent = await kim.sendTextMessage(room, "lazy but encrypted");
+    assert.ok((hs?.requestCount(membersPath) ?? 0) > before, "kim's client asked for the members");
+    assert.equal(await bodyAsSeen(alice, room, sent.event_id), "lazy but encrypted");
+    const reply = await alice.sendTextMessage(room, "read you");
+    assert.equal(await bodyAsSeen(kim, room, reply.event_id), "read you");
+  });
+
   it("shows the server what the clients did: devices with keys, cross-signed or not", () => {
     const bobs = hs?.devices("@bob:localhost") ?? [];
     assert.deepEqual(bobs.map((d) => [d.deviceId, d.hasKeys, d.crossSigned]).sort(), [

@@ -43,6 +43,8 @@ export interface HumanClientOptions {
   rustCrypto?: boolean;
   /** With rustCrypto: exclude devices their owner has not cross-signed (MSC4153; modern Element's default). */
   onlySignedDevices?: boolean;
+  /** Sync with lazy-loaded members (members then come from GET /rooms/:roomId/members, as in Element). */
+  lazyLoadMembers?: boolean;
   /** Log in as a new device of an existing user (password "pw-<localpart>") instead of creating the user. */
   newDevice?: boolean;
 }
@@ -93,7 +95,7 @@ export async function humanClient(hs: TestHomeserver, localpart: string, opts: H
       unrefUndecryptedEventTimers(client);
       if (opts.onlySignedDevices) client.getCrypto()?.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
     }
-    await startSynced(client);
+    await startSynced(client, 10_000, { lazyLoadMembers: opts.lazyLoadMembers ?? false });
   } catch (e) {
     client.stopClient();
     throw e;
@@ -102,7 +104,7 @@ export async function humanClient(hs: TestHomeserver, localpart: string, opts: H
 }
 
 /** Starts (or restarts) a client and resolves at its first PREPARED sync. */
-export async function startSynced(client: MatrixClient, ms = 10_000): Promise<void> {
+export async function startSynced(client: MatrixClient, ms = 10_000, opts: { lazyLoadMembers?: boolean } = {}): Promise<void> {
   const prepared = new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       client.off(ClientEvent.Sync, onSync);
@@ -116,7 +118,7 @@ export async function startSynced(client: MatrixClient, ms = 10_000): Promise<vo
     }
     client.on(ClientEvent.Sync, onSync);
   });
-  await client.startClient({ initialSyncLimit: 20 });
+  await client.startClient({ initialSyncLimit: 20, lazyLoadMembers: opts.lazyLoadMembers ?? false });
   try {
     await prepared;
   } catch (e) {
