@@ -23,6 +23,7 @@ import { BackupScheduler, type ScheduledClan } from "./backup-scheduler.ts";
 import { BackupWatch } from "./backup-watch.ts";
 import { InviteService } from "./invite-service.ts";
 import { announceInterrupted, recoverDeploys, type ClanPoster } from "./deploy-recovery.ts";
+import { CommandLimit } from "./command-limit.ts";
 import { Dispatcher, type ClanRuntime } from "./dispatcher.ts";
 import type { Logger } from "./logger.ts";
 
@@ -70,7 +71,6 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   // Before the scheduler starts: only runs of earlier starts are told here.
   await recoverBackups({ db, clock, log, announcer, prefix }, KILL_GRACE_MS);
   const key = botKey(config);
-  const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout });
   const vmBackend = await detectVmBackend(config.clan.command, config.vm.backend, config.clan.timeout);
   log.info({ backend: vmBackend.kind, why: vmBackend.why }, "VMs are run with this backend");
   const vms = new VmService({
@@ -108,6 +108,8 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   const runtimes = new Map<string, ClanRuntime>();
   for (const clan of clans) {
     const flake = resolve(clan.flake);
+    // The clan's quick reads (inventory, target hosts, backup lists): at most clan.parallel processes at once.
+    const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout, parallel: config.clan.parallel });
     const inventory = new CachedRead(() => cli.machines(flake), config.clan.inventoryCacheTtl, clock);
     const view: ClanView = { name: clan.name, flake, machines: (signal, fresh) => inventory.get(signal, fresh) };
     const configuredTargets = new CachedRead(() => cli.configuredTargets(flake), config.clan.inventoryCacheTtl, clock);
@@ -169,6 +171,11 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     maxCommandAgeMs: config.matrix?.maxCommandAge ?? 15 * 60_000,
     confirmTimeoutMs: config.commands.confirmTimeout,
     installReplyTimeoutMs: config.install.replyTimeout,
+    limit: new CommandLimit({
+      requests: config.commands.rateLimit.requests,
+      windowMs: config.commands.rateLimit.window,
+      exempt: config.commands.rateLimit.exempt,
+    }),
   });
   await scheduler.start();
   watch.start();

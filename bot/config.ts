@@ -67,6 +67,8 @@ const matrix = z
     deviceName: z.string().default("clanbot"),
     /** Commands older than this when the bot sees them are answered but not run. */
     maxCommandAge: duration("15m"),
+    /** How long an encrypted message may wait for its key before the room is told it could not be read. */
+    undecryptableGrace: duration("30s"),
   })
   .superRefine((m, ctx) => {
     const given = [m.accessToken, m.accessTokenFile, m.password].filter((v) => v !== undefined).length;
@@ -89,6 +91,8 @@ export const configSchema = z
         timeout: duration("5m"),
         /** How long an inventory read is reused before the flake is evaluated again. */
         inventoryCacheTtl: duration("5m"),
+        /** Quick clan processes (inventory reads, backup lists) at once, per clan; more wait in line. */
+        parallel: z.number().int().min(1).max(64).default(2),
       })
       .prefault({}),
     nix: z.strictObject({ command: z.string().min(1).default("nix") }).prefault({}),
@@ -183,6 +187,15 @@ export const configSchema = z
         prefix: z.string().min(1).max(8).default("!"),
         /** How long a question waits for the asker's ✅. */
         confirmTimeout: duration("60s"),
+        /** Commands per person and clan: at most `requests` at once, refilled over `window`. */
+        rateLimit: z
+          .strictObject({
+            requests: z.number().int().min(1).default(10),
+            window: duration("1m"),
+            /** People at this level or above are not limited; `nobody` limits everyone. */
+            exempt: z.enum(["admin", "operator", "nobody"]).default("admin"),
+          })
+          .prefault({}),
       })
       .prefault({}),
     permissions: thresholds,

@@ -21,14 +21,17 @@ export async function recoverDeploys(db: Db, clock: Clock, log: Log, keepLogsMs:
   }
 }
 
-/** Posts a message in a clan's room, as a reply to `replyTo` (an event id) when given. */
-export type ClanPoster = (clan: string, message: Message, replyTo: string | undefined) => Promise<void>;
+/**
+ * Posts a message in a clan's room, as a reply to `replyTo` (an event id) when given. With `once`, a
+ * post made before under the same key (by this run or an earlier one) is not made again.
+ */
+export type ClanPoster = (clan: string, message: Message, replyTo: string | undefined, once?: string) => Promise<void>;
 
 /** Tells each clan's room, once, about its interrupted deploys. */
 export async function announceInterrupted(db: Db, clans: readonly string[], post: ClanPoster, clock: Clock, prefix: string): Promise<void> {
   for (const clan of clans) {
     for (const d of await unannouncedDeploys(db, clan)) {
-      await post(clan, formatInterrupted(d, clock.now(), prefix), d.eventId);
+      await post(clan, formatInterrupted(d, clock.now(), prefix), d.eventId, `interrupted:deploy:${d.id}`);
       await markAnnounced(db, d.id);
     }
   }

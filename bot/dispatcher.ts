@@ -3,6 +3,7 @@ import type { Deploys } from "../commands/deploy-types.ts";
 import { Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
 import { code, concat, formatDuration, type Message } from "../commands/format.ts";
 import { findCommand } from "../commands/help.ts";
+import { formatSlowDown } from "../commands/limit-format.ts";
 import { allows, levelFor } from "../commands/levels.ts";
 import { nearest } from "../commands/suggest.ts";
 import { bindInput, selectSubcommand, tokenize } from "../commands/parse-input.ts";
@@ -26,6 +27,7 @@ import type { Vms } from "../commands/vm-types.ts";
 import { ClanCliError } from "../ops/clan-cli.ts";
 import { finishCommand, startCommand } from "../storage/audit.ts";
 import type { Db } from "../storage/db.ts";
+import type { CommandLimit } from "./command-limit.ts";
 
 /** What a front end knows about a message addressed to the bot. */
 export interface Incoming {
@@ -77,6 +79,8 @@ export interface DispatcherDeps {
   maxCommandAgeMs: number;
   confirmTimeoutMs: number;
   installReplyTimeoutMs: number;
+  /** Commands per person and clan; without it nobody is limited. */
+  limit?: CommandLimit;
 }
 
 export const REACTION = { taken: "👀", done: "✅", failed: "❌", refused: "⛔" } as const;
@@ -149,6 +153,17 @@ export class Dispatcher {
       await finish(o);
     };
 
+    const level = levelFor(msg.sender.powerLevel, clan.thresholds);
+    // Before anything else is answered: a flood of typos must not be answered message by message either.
+    const limit = this.deps.limit;
+    const verdict = limit?.check(msg.clan, msg.sender.id, level, msg.sentAt);
+    if (limit && verdict?.limited) {
+      const { requests, windowMs } = limit;
+      const detail = `over the limit of ${requests} commands in ${formatDuration(windowMs)}`;
+      if (!verdict.tell) return finish({ result: "limited", detail: `${detail}; not answered` });
+      return answer({ result: "limited", detail }, REACTION.refused, formatSlowDown({ requests, windowMs, retryAfterMs: verdict.retryAfterMs }));
+    }
+
     if (parseError) return answer({ result: "failed", detail: parseError.message }, REACTION.failed, concat(parseError.message));
     if (!spec) {
       return answer({ result: "failed", detail: "unknown command" }, REACTION.failed, this.unknownCommand(name));
@@ -173,7 +188,6 @@ export class Dispatcher {
       if (!(err instanceof UserError)) throw err;
       return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
     }
-    const level = levelFor(msg.sender.powerLevel, clan.thresholds);
     if (!allows(level, command.spec.level)) {
       const need = clan.thresholds[command.spec.level];
       return answer(

@@ -1,5 +1,5 @@
 import { UserError } from "./errors.ts";
-import { nearest } from "./suggest.ts";
+import { clip, notInLastRead, unknownMachine, unknownTag } from "./targets-format.ts";
 import type { CommandContext, Machine } from "./types.ts";
 
 export interface Targets {
@@ -15,15 +15,15 @@ const TAG = "tag:";
 
 /**
  * Turns `laptop nas`, `tag:servers` or `all` into machine names, checked against the clan's
- * inventory (read again once before refusing a name, in case the machine is new). Nothing that
- * is not in the inventory comes out of here.
+ * inventory as last read (within `clan.inventoryCacheTtl`). An unknown name is refused from that
+ * read, never by evaluating the flake again: anyone can type names, and each evaluation takes a clan
+ * process for seconds. `!refresh` reads a changed flake. Nothing that is not in the inventory comes out of here.
  */
 export async function resolveTargets(ctx: CommandContext, words: readonly string[]): Promise<Targets> {
   if (!words.length) throw new UserError("Name the machines: a machine name, tag:<tag>, or all.");
-  let inventory = await ctx.clan.machines(ctx.signal);
-  if (words.some((w) => unknownWord(w, inventory) !== undefined)) inventory = await ctx.clan.machines(ctx.signal, true);
+  const inventory = await ctx.clan.machines(ctx.signal);
   const problems = words.map((w) => unknownWord(w, inventory)).filter((p): p is string => p !== undefined);
-  if (problems.length) throw new UserError(problems.join("\n"));
+  if (problems.length) throw new UserError([...problems, notInLastRead(ctx.prefix)].join("\n"));
 
   const chosen = new Set(words.flatMap((w) => machinesOf(inventory, w)));
   const named = new Set(words.filter((w) => w !== "all" && !w.startsWith(TAG)));
@@ -37,13 +37,11 @@ export function machinesOf(inventory: readonly Machine[], word: string): string[
   return inventory.some((m) => m.name === word) ? [word] : [];
 }
 
-/** One machine name, checked against the inventory. */
+/** One machine name, checked against the inventory as last read (see resolveTargets). */
 export async function resolveMachine(ctx: CommandContext, word: string): Promise<string> {
-  let inventory = await ctx.clan.machines(ctx.signal);
-  if (unknownWord(word, inventory) !== undefined) inventory = await ctx.clan.machines(ctx.signal, true);
-  if (word === "all" || word.startsWith(TAG)) throw new UserError(`Name one machine here, not '${word}'.`);
-  const problem = unknownWord(word, inventory);
-  if (problem) throw new UserError(problem);
+  if (word === "all" || word.startsWith(TAG)) throw new UserError(`Name one machine here, not '${clip(word)}'.`);
+  const problem = unknownWord(word, await ctx.clan.machines(ctx.signal));
+  if (problem) throw new UserError(`${problem}\n${notInLastRead(ctx.prefix)}`);
   return word;
 }
 
@@ -53,20 +51,8 @@ function unknownWord(word: string, inventory: readonly Machine[]): string | unde
   if (word.startsWith(TAG)) {
     const tag = word.slice(TAG.length);
     const tags = [...new Set(inventory.flatMap((m) => m.tags))].sort();
-    if (tags.includes(tag)) return undefined;
-    return `No machine has the tag '${clip(tag)}'; tags in this clan: ${tags.join(", ") || "none"}.${suggest(tag, tags, TAG)}`;
+    return tags.includes(tag) ? undefined : unknownTag(tag, tags);
   }
   const names = inventory.map((m) => m.name);
-  if (names.includes(word)) return undefined;
-  return `unknown machine '${clip(word)}'; known: ${names.join(", ") || "none"}.${suggest(word, names)}`;
-}
-
-function suggest(word: string, options: readonly string[], prefix = ""): string {
-  const guess = nearest(word, options);
-  return guess !== undefined ? ` Did you mean '${prefix}${guess}'?` : "";
-}
-
-/** Chat input is shown back, but never at any length. */
-function clip(s: string): string {
-  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
+  return names.includes(word) ? undefined : unknownMachine(word, names);
 }

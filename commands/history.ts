@@ -7,6 +7,7 @@ const RESULT_MARK: Record<AuditResult, string> = {
   failed: "❌ failed",
   error: "❌ error",
   refused: "⛔ refused",
+  limited: "⛔ too many",
   expired: "⛔ too old",
   interrupted: "⚠️ interrupted",
 };

@@ -72,11 +72,15 @@ export interface Machine {
 export interface ClanView {
   readonly name: string;
   readonly flake: string;
-  /** The inventory's machines; `fresh` evaluates the flake again instead of using the last read. */
+  /**
+   * The inventory's machines, as last read (within `clan.inventoryCacheTtl`); `fresh` evaluates the
+   * flake again, which only `!refresh` asks for: names people type are checked against the last read.
+   */
   machines(signal: AbortSignal, fresh?: boolean): Promise<Machine[]>;
 }
 
-export type AuditResult = "running" | "ok" | "failed" | "refused" | "expired" | "error" | "interrupted";
+/** `limited`: not run, the sender was over the command limit (answered once per window). */
+export type AuditResult = "running" | "ok" | "failed" | "refused" | "limited" | "expired" | "error" | "interrupted";
 
 export interface AuditEntry {
   readonly id: number;

@@ -1,5 +1,6 @@
 import { formatDuration } from "../commands/format.ts";
 import type { Machine } from "../commands/types.ts";
+import { Slots } from "./machine-queue.ts";
 import { runProcess, startErrorReason, type RunOptions, type RunResult } from "./process-runner.ts";
 
 /** A clan CLI run that did not succeed, with a message a person can act on. */
@@ -19,6 +20,11 @@ export interface ClanCliOptions {
   command: string;
   timeoutMs: number;
   env?: Record<string, string>;
+  /**
+   * Processes this runner starts at once (config `clan.parallel`, one runner per clan); the others
+   * wait in line, in the order they came. Unbounded without it.
+   */
+  parallel?: number;
 }
 
 const INVENTORY_MACHINES = "clanInternals.inventoryClass.inventorySerialization.machines";
@@ -50,8 +56,10 @@ function subcommand(args: readonly string[]): string {
 
 export class ClanCli {
   private readonly opts: ClanCliOptions;
+  private readonly slots: Slots | undefined;
   constructor(opts: ClanCliOptions) {
     this.opts = opts;
+    this.slots = opts.parallel !== undefined ? new Slots(opts.parallel) : undefined;
   }
 
   /**
@@ -60,11 +68,25 @@ export class ClanCli {
    */
   async run(flake: string, args: readonly string[], purpose: string, extra: Partial<RunOptions> = {}): Promise<RunResult> {
     const fullArgs = [...args, "--flake", flake];
-    const result = await runProcess(this.opts.command, fullArgs, {
-      timeoutMs: this.opts.timeoutMs,
-      ...(this.opts.env ? { env: this.opts.env } : {}),
-      ...extra,
-    });
+    let release: (() => void) | undefined;
+    if (this.slots) {
+      try {
+        release = await this.slots.acquire(extra.signal);
+      } catch (err) {
+        if (!extra.signal?.aborted) throw err;
+        throw new ClanCliError(`${purpose} was cancelled.`, "cancelled");
+      }
+    }
+    let result: RunResult;
+    try {
+      result = await runProcess(this.opts.command, fullArgs, {
+        timeoutMs: this.opts.timeoutMs,
+        ...(this.opts.env ? { env: this.opts.env } : {}),
+        ...extra,
+      });
+    } finally {
+      release?.();
+    }
     const what = `${purpose} failed: \`clan ${subcommand(args)}\``;
     if (result.startError !== undefined) {
       const why = startErrorReason(result.startError);

@@ -18,6 +18,16 @@ export interface Db extends Queries {
   close(): Promise<void>;
 }
 
+/** Another process holds the file open exclusively. */
+export class DatabaseBusyError extends Error {
+  override readonly name = "DatabaseBusyError";
+  readonly path: string;
+  constructor(path: string) {
+    super(`${path} is in use by another process`);
+    this.path = path;
+  }
+}
+
 function queriesOf(raw: sqlite3.Database): Queries {
   return {
     run: (sql, params = []) =>
@@ -44,7 +54,7 @@ function queriesOf(raw: sqlite3.Database): Queries {
  * a busy timeout so a second process waits instead of failing, foreign keys on.
  * One connection is shared; a transaction holds a queue so no other query slips into it.
  */
-export async function openDatabase(path: string): Promise<Db> {
+export async function openDatabase(path: string, opts: { exclusive?: boolean } = {}): Promise<Db> {
   if (path !== ":memory:") {
     await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     // SQLite creates files with the process umask; create it first so it is private from its first byte.
@@ -58,8 +68,19 @@ export async function openDatabase(path: string): Promise<Db> {
       err ? reject(err) : resolve(db),
     );
   });
-  raw.configure("busyTimeout", 5000);
+  raw.configure("busyTimeout", opts.exclusive ? 0 : 5000);
   const q = queriesOf(raw);
+  if (opts.exclusive) {
+    // Held until the connection closes (or the process dies): a second process cannot open the file.
+    await q.exec("PRAGMA locking_mode = EXCLUSIVE");
+    try {
+      await q.exec("BEGIN EXCLUSIVE; COMMIT;");
+    } catch (err) {
+      await new Promise<void>((resolve) => raw.close(() => resolve()));
+      if ((err as { code?: string }).code === "SQLITE_BUSY") throw new DatabaseBusyError(path);
+      throw err;
+    }
+  }
   await q.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
 
   let queue: Promise<unknown> = Promise.resolve();

@@ -40,6 +40,11 @@ export async function loadSyncState(db: Db, userId: string): Promise<SavedSyncSt
   return { nextBatch: row.next_batch, data: row.data, rooms: rooms.map((r) => ({ roomId: r.room_id, data: r.data })) };
 }
 
+/** When the saved sync was saved (the bot's clock): what the bot had seen by then. */
+export async function syncSavedAt(db: Db, userId: string): Promise<number | undefined> {
+  return (await db.get<{ saved_at: number }>("SELECT saved_at FROM sync_state WHERE user_id = ?", [userId]))?.saved_at;
+}
+
 /** The position to resume from, without reading the rooms. */
 export async function loadSyncToken(db: Db, userId: string): Promise<string | undefined> {
   return (await db.get<{ next_batch: string }>("SELECT next_batch FROM sync_state WHERE user_id = ?", [userId]))?.next_batch;

@@ -228,6 +228,27 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (user_id, room_id)
   ) WITHOUT ROWID;
   `,
+  `
+  -- What the bot is to post in rooms, stored before it is sent, so that nothing it promised is lost
+  -- when it dies, and nothing is posted twice: each row is sent with its own transaction id (the
+  -- homeserver answers a repeat with the first event), and the once key makes a notice unique (an
+  -- "interrupted" notice, a greeting). A row that relates to another one (an edit of a status message,
+  -- a reaction on a question) names it in target, whose event id is known only once it is sent.
+  -- The content is dropped once sent: a join link does not stay in the file.
+  CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    room_id TEXT NOT NULL,
+    lane TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    content TEXT NOT NULL,
+    target INTEGER REFERENCES outbox (id) ON DELETE SET NULL,
+    once TEXT UNIQUE,
+    created_at INTEGER NOT NULL,
+    event_id TEXT,
+    state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed'))
+  );
+  CREATE INDEX outbox_pending ON outbox (id) WHERE state = 'pending';
+  `,
 ];
 
 export async function migrate(db: Db, migrations: readonly string[] = MIGRATIONS): Promise<number> {

@@ -58,3 +58,55 @@ test("one caller giving up does not cancel the read the others wait for; a faile
   release();
   assert.equal(await again, "ok");
 });
+
+test("fresh reads asked for while a read runs share one read that starts after it; a read started since is shared", async () => {
+  let reads = 0;
+  const releases: Array<() => void> = [];
+  const cache = new CachedRead(
+    () =>
+      new Promise<number>((resolve) => {
+        const n = ++reads;
+        releases.push(() => resolve(n));
+      }),
+    60_000,
+    { now: () => 0 },
+  );
+  const signal = new AbortController().signal;
+  const running = cache.get(signal);
+  // Ten !refresh at once while the first read runs: it may predate their change, so one more read, for all ten.
+  const fresh = Array.from({ length: 10 }, () => cache.get(signal, true));
+  releases.shift()?.();
+  assert.equal(await running, 1);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(reads, 2);
+  releases.shift()?.();
+  assert.deepEqual(await Promise.all(fresh), Array(10).fill(2));
+  // Nothing running: a fresh read starts at once.
+  const alone = cache.get(signal, true);
+  assert.equal(reads, 3);
+  releases.shift()?.();
+  assert.equal(await alone, 3);
+});
+
+test("many fresh reads of a failing flake: still one read after the running one", async () => {
+  let reads = 0;
+  const releases: Array<() => void> = [];
+  const cache = new CachedRead(
+    () =>
+      new Promise<number>((_resolve, reject) => {
+        reads++;
+        releases.push(() => reject(new Error("nix: syntax error")));
+      }),
+    60_000,
+    { now: () => 0 },
+  );
+  const signal = new AbortController().signal;
+  const first = cache.get(signal, true);
+  const more = Array.from({ length: 5 }, () => cache.get(signal, true));
+  releases.shift()?.();
+  await assert.rejects(first, /syntax error/);
+  await new Promise((resolve) => setImmediate(resolve));
+  releases.shift()?.();
+  for (const m of more) await assert.rejects(m, /syntax error/);
+  assert.equal(reads, 2);
+});

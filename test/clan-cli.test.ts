@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
-import { MatrixError, MatrixEvent } from "matrix-js-sdk";
-import { ConnectionError } from "matrix-js-sdk/lib/http-api/errors.js";
-import { sendRetryDelay } from "../bot/matrix/send-scheduler.ts";
 import { ClanCli, ClanCliError } from "../ops/clan-cli.ts";
 import { FAMILY } from "./support/e2e.ts";
 import { fakeClanPath, makeFlake, processesInGroup, readInvocations } from "./support/fake-clan-fixture.ts";
@@ -51,14 +48,4 @@ test("a missing clan executable gets an answer that says what to configure", asy
   const err = await rejection(cli.machines(await tempDir()));
   assert.equal(err.kind, "not-found");
   assert.equal(err.message, "The clan CLI '/nonexistent/clan' was not found. Install clan or set clan.command in the config.");
-});
-
-test("answers are resent while the homeserver is unreachable or busy, not after it says no", () => {
-  const ev = new MatrixEvent({ type: "m.room.message", room_id: "!r:x" });
-  assert.equal(sendRetryDelay(ev, 1, new ConnectionError("fetch failed")), 1000);
-  assert.equal(sendRetryDelay(ev, 6, new ConnectionError("fetch failed")), 30_000);
-  assert.equal(sendRetryDelay(ev, 31, new ConnectionError("fetch failed")), -1);
-  assert.equal(sendRetryDelay(ev, 1, new MatrixError({ errcode: "M_LIMIT_EXCEEDED", retry_after_ms: 1234 }, 429)), 1234);
-  assert.equal(sendRetryDelay(ev, 2, new MatrixError({ errcode: "M_UNKNOWN" }, 502)), 2000);
-  assert.equal(sendRetryDelay(ev, 1, new MatrixError({ errcode: "M_FORBIDDEN" }, 403)), -1);
 });

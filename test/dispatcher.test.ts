@@ -2,11 +2,13 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Announcer } from "../bot/announcer.ts";
+import { CommandLimit } from "../bot/command-limit.ts";
 import { Dispatcher, type ReplyChannel } from "../bot/dispatcher.ts";
 import { InviteService } from "../bot/invite-service.ts";
 import { Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
 import type { Message } from "../commands/format.ts";
 import { makeHelpCommand } from "../commands/help.ts";
+import { historyCommand } from "../commands/history.ts";
 import { DEFAULT_THRESHOLDS } from "../commands/levels.ts";
 import type { CommandSpec, Log } from "../commands/types.ts";
 import { DeployService } from "../ops/deploy-service.ts";
@@ -49,7 +51,7 @@ function recordingChannel(): ReplyChannel & { replies: string[]; html: string[];
   };
 }
 
-async function setup(table: CommandSpec[]) {
+async function setup(table: CommandSpec[], limit?: CommandLimit) {
   const db = await openDatabase(join(await tempDir(), "db.sqlite3"));
   await migrate(db);
   const errors: Array<Record<string, unknown>> = [];
@@ -112,14 +114,15 @@ async function setup(table: CommandSpec[]) {
     maxCommandAgeMs: 15 * 60_000,
     confirmTimeoutMs: 60_000,
     installReplyTimeoutMs: 60_000,
+    ...(limit ? { limit } : {}),
   });
-  const start = (line: string, powerLevel = 100, sentAt = now) => {
+  const start = (line: string, powerLevel = 100, sentAt = now, sender = "@u:x") => {
     const ch = recordingChannel();
-    const done = dispatcher.dispatch({ clan: "fam", room: "!r", eventId: "$e", sentAt, sender: { id: "@u:x", name: "U", powerLevel }, line }, ch);
+    const done = dispatcher.dispatch({ clan: "fam", room: "!r", eventId: "$e", sentAt, sender: { id: sender, name: "U", powerLevel }, line }, ch);
     return { ch, done };
   };
-  const send = async (line: string, powerLevel = 100, sentAt = now) => {
-    const { ch, done } = start(line, powerLevel, sentAt);
+  const send = async (line: string, powerLevel = 100, sentAt = now, sender = "@u:x") => {
+    const { ch, done } = start(line, powerLevel, sentAt, sender);
     await done;
     return ch;
   };
@@ -289,4 +292,46 @@ test("a command family: the first word picks the subcommand, with its own level,
   assert.match(help, /• `!pet list` Lists pets\. _\(viewer \(power level 0\)\)_/);
   assert.match(help, /`pet` which pet[\s\S]*`--twice` feed it twice/);
   assert.match((await send("help")).replies[0] ?? "", /• `!pet <feed\|list>` Looks after pets\./);
+});
+
+test("a viewer's flood: the burst runs, the first command over the limit is answered once with ⛔, the rest of the window is skipped silently, all audited", async () => {
+  let ran = 0;
+  const echo: CommandSpec = {
+    ...boom,
+    name: "echo",
+    run: async () => {
+      ran++;
+      return { text: "echo", html: "echo" };
+    },
+  };
+  const { start, send, advance, db } = await setup([echo, historyCommand], new CommandLimit({ requests: 3, windowMs: 60_000, exempt: "admin" }));
+  const flood = Array.from({ length: 30 }, (_, i) => start(i % 5 === 4 ? "nonsense" : "echo", 0, undefined, "@flood:x"));
+  // Someone else in the room, and an admin, meanwhile: not held back by the flood.
+  const other = start("echo", 0, undefined, "@other:x");
+  const admin = Array.from({ length: 10 }, () => start("echo", 100, undefined, "@admin:x"));
+  await Promise.all([...flood, other, ...admin].map((f) => f.done));
+
+  const seen = flood.map((f) => [...f.ch.reactions, ...f.ch.replies].join(" "));
+  assert.deepEqual(seen.slice(0, 3), ["👀 ✅ echo", "👀 ✅ echo", "👀 ✅ echo"]);
+  assert.match(seen[3] ?? "", /^⛔ Slow down: at most 3 commands per person in 1 min here\. I did not run this one; try again in 20 s\./);
+  assert.deepEqual(seen.slice(4), Array(26).fill(""), "one answer per window, not one per message");
+  assert.deepEqual(other.ch.reactions, ["👀", "✅"]);
+  for (const a of admin) assert.deepEqual(a.ch.reactions, ["👀", "✅"]);
+  assert.equal(ran, 3 + 1 + 10);
+
+  const audit = (await recentCommands(db, "fam", 100)).filter((e) => e.sender === "@flood:x");
+  assert.equal(audit.length, 30);
+  assert.equal(audit.filter((e) => e.result === "limited").length, 27);
+  assert.equal(audit.filter((e) => e.result === "ok").length, 3);
+  const shown = await send("history --limit 50", 100);
+  assert.match(shown.replies[0] ?? "", /@flood:x\s+`!echo`\s+.*⛔ too many/);
+
+  // A command's worth refills in 20 s: it runs; the one right after it is not answered (same window).
+  advance(20_000);
+  assert.deepEqual((await send("echo", 0, undefined, "@flood:x")).reactions, ["👀", "✅"]);
+  assert.deepEqual((await send("echo", 0, undefined, "@flood:x")).reactions, []);
+  // A window after the answer, the next refusal is answered again.
+  advance(40_000);
+  for (let i = 0; i < 2; i++) assert.deepEqual((await send("echo", 0, undefined, "@flood:x")).reactions, ["👀", "✅"]);
+  assert.deepEqual((await send("echo", 0, undefined, "@flood:x")).reactions, ["⛔"]);
 });

@@ -191,7 +191,7 @@ test("injection attempts and unknown machines are refused before anything runs",
     assert.equal(await outcome(w.alice, id), "❌");
   }
   const after = (await readInvocations(w.clanLog)).slice(before.length);
-  // At most the inventory was read again (a name it did not know might be a new machine).
+  // At most the inventory was read (when the cached read had expired): unknown names never evaluate the flake again.
   for (const run of after) assert.equal(run.argv[0], "select", `unexpected clan run: ${JSON.stringify(run.argv)}`);
 });
 

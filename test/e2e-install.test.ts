@@ -40,7 +40,7 @@ const outcome = (client: MatrixClient, commandId: string, timeoutMs = 30_000): P
 
 /** What a phone app does with a photo: upload it, then post it as m.image. */
 async function sendPhoto(client: MatrixClient, jpeg: Buffer, width: number, height: number): Promise<string> {
-  const { content_uri } = await client.uploadContent(jpeg, { name: "IMG_2043.jpg", type: "image/jpeg" });
+  const { content_uri } = await client.uploadContent(new Uint8Array(jpeg), { name: "IMG_2043.jpg", type: "image/jpeg" });
   const { event_id } = await client.sendEvent(w.roomId, EventType.RoomMessage, {
     msgtype: MsgType.Image,
     body: "IMG_2043.jpg",

@@ -54,3 +54,18 @@ test("a command older than matrix.maxCommandAge is answered with its age and not
   const ran = await clanInvocations(w.clanLog);
   assert.equal(ran.length, 0, `clan ran for an expired command: ${JSON.stringify(ran)}`);
 });
+
+test("commands sent while the bot was down are answered even when more chat than one sync brings came after them", async () => {
+  const w = await world();
+  const first = await say(w.alice, w.roomId, "!whoami");
+  await waitForReaction(w.alice, w.roomId, first, "✅");
+  assert.equal(await w.bot.stop("SIGKILL"), "SIGKILL");
+  const commands: string[] = [];
+  for (let i = 0; i < 30; i++) commands.push(await say(w.alice, w.roomId, `!whoami`));
+  for (let i = 0; i < 150; i++) await say(w.alice, w.roomId, `chat line ${i}`);
+  w.bot = await w.startBot();
+  await w.bot.waitForLog(/read back through a gap/, 30_000);
+  for (const id of commands) await waitForReply(w.alice, w.roomId, id, 30_000);
+  const repliesTo = (id: string): number => w.hs.roomEvents(w.roomId).filter((e) => e.sender === w.botUserId && (e.content["m.relates_to"] as { "m.in_reply_to"?: { event_id?: string } } | undefined)?.["m.in_reply_to"]?.event_id === id).length;
+  for (const id of [first, ...commands]) assert.equal(repliesTo(id), 1, `${id} was answered ${repliesTo(id)} times`);
+});

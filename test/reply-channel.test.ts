@@ -1,20 +1,39 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { createClient, EventType, Preset } from "matrix-js-sdk";
+import { join } from "node:path";
+import { Outbox } from "../bot/matrix/outbox.ts";
 import { MatrixReplyChannel } from "../bot/matrix/reply-channel.ts";
-import { createSendScheduler } from "../bot/matrix/send-scheduler.ts";
+import { createLogger } from "../bot/logger.ts";
+import { openDatabase } from "../storage/db.ts";
+import { migrate } from "../storage/migrations.ts";
 import { humanClient, startHomeserver, stopClient } from "./support/homeserver.ts";
 import { say, waitForEvent } from "./support/matrix-wait.ts";
+import { tempDir } from "./support/temp-dir.ts";
 
 const hs = await startHomeserver();
-const botUser = await hs.createUser("clanbot", "pw-bot");
-const alice = await humanClient(hs, "alice");
-const bot = createClient({ baseUrl: hs.url, ...botUser, scheduler: createSendScheduler(), logger: quiet() });
+const humans: Array<Awaited<ReturnType<typeof humanClient>>> = [];
+const outboxes: Outbox[] = [];
 after(async () => {
+  await Promise.all(outboxes.map((o) => o.stop()));
   bot.stopClient();
-  await stopClient(alice);
+  await Promise.all(humans.map(stopClient));
   await hs.close();
 });
+const botUser = await hs.createUser("clanbot", "pw-bot");
+const alice = await humanClient(hs, "alice");
+humans.push(alice);
+const bot = createClient({ baseUrl: hs.url, ...botUser, logger: quiet() });
+const dbPath = join(await tempDir(), "state.sqlite3");
+const db = await openDatabase(dbPath);
+await migrate(db);
+const log = createLogger("silent");
+const newOutbox = (): Outbox => {
+  const o = new Outbox({ db, client: bot, clock: Date, log });
+  outboxes.push(o);
+  return o;
+};
+const sending = { outbox: newOutbox(), client: bot };
 const { room_id: roomId } = await alice.createRoom({ preset: Preset.PrivateChat, invite: [botUser.userId] });
 await bot.joinRoom(roomId);
 
@@ -26,7 +45,7 @@ function quiet() {
 
 test("an answer is a notice replying to the command, and its edits replace it in place", async () => {
   const cmd = await say(alice, roomId, "!deploy laptop");
-  const channel = new MatrixReplyChannel(bot, roomId, cmd);
+  const channel = new MatrixReplyChannel(sending, roomId, cmd);
   const sent = await channel.reply({ text: "laptop: building", html: "<b>laptop</b>: building" });
   const answer = await waitForEvent(alice, roomId, (e) => e.replyEventId === cmd);
   assert.deepEqual(
@@ -47,7 +66,7 @@ test("an answer is a notice replying to the command, and its edits replace it in
 
 test("images are uploaded and posted with their size and dimensions; files as m.file", async () => {
   const cmd = await say(alice, roomId, "!invite");
-  const channel = new MatrixReplyChannel(bot, roomId, cmd);
+  const channel = new MatrixReplyChannel(sending, roomId, cmd);
   const png = Buffer.from("89504e470d0a1a0a0000000d49484452", "hex");
   await channel.replyFile({ name: "invite.png", mimetype: "image/png", data: png, image: { width: 330, height: 330 } });
   await channel.replyFile({ name: "deploy.log.gz", mimetype: "application/gzip", data: Buffer.from("log") });
@@ -69,8 +88,55 @@ test("a rate-limited answer is retried after the server's delay and stored once"
   const cmd = await say(alice, roomId, "!help");
   hs.rateLimit(botUser.userId, 2, 300);
   const started = Date.now();
-  await new MatrixReplyChannel(bot, roomId, cmd).react("✅");
+  await new MatrixReplyChannel(sending, roomId, cmd).react("✅");
+  await waitForEvent(alice, roomId, (e) => e.getType() === EventType.Reaction && e.getSender() === botUser.userId && e.getContent()["m.relates_to"]?.event_id === cmd);
   assert.ok(Date.now() - started >= 600, "the retries did not wait for retry_after_ms");
   const reactions = hs.roomEvents(roomId).filter((e) => e.type === EventType.Reaction && e.sender === botUser.userId);
   assert.equal(reactions.length, 1);
+});
+
+const botMessages = (body: string) =>
+  hs.roomEvents(roomId).filter((e) => e.sender === botUser.userId && e.type === EventType.RoomMessage && e.content["body"] === body);
+
+test("what was stored but not sent when the bot stopped is sent by the next start, once", async () => {
+  const cmd = await say(alice, roomId, "!status");
+  await hs.goDown();
+  const first = newOutbox();
+  await new MatrixReplyChannel({ outbox: first, client: bot }, roomId, cmd).reply({ text: "stored while away", html: "stored while away" });
+  await new Promise((r) => setTimeout(r, 300));
+  await first.stop();
+  await hs.comeBack();
+  assert.equal(botMessages("stored while away").length, 0);
+  const next = newOutbox();
+  assert.equal(await next.resume(), 1);
+  await waitForEvent(alice, roomId, (e) => e.getContent().body === "stored while away");
+  await next.stop(2000);
+  assert.equal(botMessages("stored while away").length, 1);
+});
+
+test("a post the homeserver took but whose answer was lost is not posted twice by the next start", async () => {
+  const cmd = await say(alice, roomId, "!status");
+  hs.pause();
+  const first = newOutbox();
+  await new MatrixReplyChannel({ outbox: first, client: bot }, roomId, cmd).reply({ text: "answer lost", html: "answer lost" });
+  await new Promise((r) => setTimeout(r, 200));
+  // The bot dies with the send in flight; the homeserver stores the event after all.
+  const stopping = first.stop();
+  hs.resume();
+  await stopping;
+  const next = newOutbox();
+  await next.resume();
+  await next.stop(2000);
+  await waitForEvent(alice, roomId, (e) => e.getContent().body === "answer lost");
+  assert.equal(botMessages("answer lost").length, 1);
+});
+
+test("an edit waits for the message it edits, also when the homeserver is away in between", async () => {
+  const cmd = await say(alice, roomId, "!deploy nas");
+  hs.rateLimit(botUser.userId, 3, 200);
+  const sent = await new MatrixReplyChannel(sending, roomId, cmd).reply({ text: "nas: queued", html: "nas: queued" });
+  await sent.edit({ text: "nas: done", html: "nas: done" });
+  const edit = await waitForEvent(alice, roomId, (e) => e.getContent()["m.new_content"]?.body === "nas: done");
+  const original = botMessages("nas: queued")[0];
+  assert.equal(edit.getContent()["m.relates_to"]?.event_id, original?.event_id);
 });

@@ -3,11 +3,13 @@ import {
   EventType,
   type Filter,
   KnownMembership,
+  MatrixEventEvent,
   Method,
   MsgType,
   RelationType,
   RoomEvent,
   SyncState,
+  type IEvent,
   type MatrixClient,
   type MatrixError,
   type MatrixEvent,
@@ -25,18 +27,30 @@ import { Slots } from "../../ops/machine-queue.ts";
 import { powerLevelOf } from "./power-levels.ts";
 import { ReactionWaiters } from "./reaction-waiters.ts";
 import { ReplyWaiters } from "./reply-waiters.ts";
-import { MatrixReplyChannel, noticeContent } from "./reply-channel.ts";
+import { MatrixReplyChannel, noticeContent, type Sending } from "./reply-channel.ts";
+import type { Outbox } from "./outbox.ts";
 import { RoomBindings } from "./room-bindings.ts";
+import { undecryptableNotice } from "./undecryptable.ts";
 
 /**
  * The event types the front end acts on (an encrypted event may turn out to be a message or a
  * reaction). Others, and the bot's own events, are passed over before any work starts: joining
  * 1,000 rooms brings some 10,000 state events in one sync, none of which the bot acts on.
  */
+/** A gap is read back to this long before the last sync (clocks of bot and homeserver differ). */
+const GAP_MARGIN_MS = 5 * 60_000;
+/** At most this many pages of 100 events are read back through one gap. */
+const GAP_MAX_PAGES = 50;
+
+/** One "could not read your message" per person and room in this time, however many messages. */
+const UNDECRYPTABLE_NOTICE_EVERY_MS = 3600_000;
+
 const ACTED_ON = new Set<string>([EventType.RoomMessage, EventType.RoomMessageEncrypted, EventType.Reaction, EventType.RoomMember]);
 
 export interface FrontEndDeps {
   client: MatrixClient;
+  /** Everything the front end posts goes through it. */
+  outbox: Outbox;
   dispatcher: Dispatcher;
   /** Which events were handled already (this run or an earlier one). */
   claims: EventClaims;
@@ -46,6 +60,10 @@ export interface FrontEndDeps {
   prefix: string;
   /** Events older than this are ignored without an answer: their handled-ids may be forgotten. */
   ignoreOlderThanMs: number;
+  /** How long an encrypted message may wait for its key before the room is told it could not be read. */
+  undecryptableGraceMs: number;
+  /** Until when the bot had seen its rooms' events (its last sync before this start), bot clock. */
+  seenUntil: number;
   /** Someone invited into a clan's room joined it (the join codes tell the room which code brought them). */
   onJoined?: (clan: string, userId: string) => Promise<void>;
 }
@@ -70,10 +88,16 @@ export class MatrixFrontEnd {
   /** Rooms whose invite is being answered (joined and greeted), so the start does not join them too. */
   private readonly inviting = new Set<string>();
   private closed = false;
+  /** When each person was last told in a room that a message of theirs could not be read ("room|sender"). */
+  private readonly toldUndecryptable = new Map<string, number>();
+  private readonly graceTimers = new Set<NodeJS.Timeout>();
+  /** When the last sync went through: a gap in a room's timeline reaches back to about then. */
+  private lastSyncAt: number;
 
   constructor(deps: FrontEndDeps) {
     this.d = deps;
     this.me = deps.client.getSafeUserId();
+    this.lastSyncAt = deps.seenUntil;
     this.bindings = new RoomBindings(deps.clans, async (alias) => (await deps.client.getRoomIdForAlias(alias)).room_id);
   }
 
@@ -91,12 +115,14 @@ export class MatrixFrontEnd {
     });
     let lostAt: number | undefined;
     client.on(ClientEvent.Sync, (state, _prev, data) => {
+      if (state === SyncState.Syncing || state === SyncState.Prepared || state === SyncState.Catchup) this.lastSyncAt = this.d.clock.now();
       if (state === SyncState.Error && lostAt === undefined) {
         lostAt = this.d.clock.now();
         log.warn({ err: data?.error?.message }, "lost the homeserver; the SDK keeps retrying");
       } else if ((state === SyncState.Syncing || state === SyncState.Catchup) && lostAt !== undefined) {
         log.info({ downMs: this.d.clock.now() - lostAt }, "homeserver is back; catching up");
         lostAt = undefined;
+        this.d.outbox.reconnected();
       }
     });
     const prepared = new Promise<void>((resolve) => {
@@ -120,6 +146,7 @@ export class MatrixFrontEnd {
    */
   async stop(graceMs = 10_000): Promise<void> {
     this.closed = true;
+    for (const t of this.graceTimers) clearTimeout(t);
     this.waiters.closeAll();
     this.replies.closeAll();
     await Promise.allSettled([...this.intake]);
@@ -135,9 +162,12 @@ export class MatrixFrontEnd {
 
   private async onTimelineEvent(event: MatrixEvent, room: Room): Promise<void> {
     const { client, clock } = this.d;
-    // Encrypted rooms: the hook where decryption plugs in. A plain event goes on without waiting, so
-    // that a new command's 👀 leaves within the SDK's own handling of the sync.
-    if (event.isEncrypted()) await client.decryptEventIfNeeded(event);
+    // A plain event goes on without waiting, so that a new command's 👀 leaves within the SDK's own
+    // handling of the sync; an encrypted one waits for its decryption (the SDK has started it).
+    if (event.isEncrypted()) {
+      await client.decryptEventIfNeeded(event);
+      if (event.isDecryptionFailure()) return this.onUndecryptable(event, room);
+    }
     if (event.isRedacted()) return;
     if (event.getType() === EventType.Reaction) return this.onReaction(event);
     if (event.getType() === EventType.RoomMember) return this.onMember(event, room);
@@ -177,8 +207,83 @@ export class MatrixFrontEnd {
         line,
         claimed: claim.stored,
       },
-      new MatrixReplyChannel(client, room.roomId, eventId, this.waiters, this.replies),
+      new MatrixReplyChannel(this.sending, room.roomId, eventId, this.waiters, this.replies),
     );
+  }
+
+  /**
+   * An encrypted message the bot cannot read yet: its key may still come (a to-device message behind
+   * the room event); then it is handled as if it had just arrived. If it has not come after the grace
+   * time, the room hears once (per person, per hour) that a message could not be read and why.
+   */
+  private onUndecryptable(event: MatrixEvent, room: Room): void {
+    const clan = this.bindings.clanOf(room.roomId);
+    const eventId = event.getId();
+    const sentAt = event.getTs();
+    const joinedAt = this.myJoinTime(room);
+    if (!clan || !eventId || eventId.startsWith("~") || joinedAt === undefined || sentAt < joinedAt) return;
+    if (this.d.clock.now() - sentAt > this.d.ignoreOlderThanMs) return;
+    const onDecrypted = (): void => {
+      clearTimeout(timer);
+      this.graceTimers.delete(timer);
+      if (!this.closed && !event.isDecryptionFailure()) this.track(this.onTimelineEvent(event, room));
+    };
+    event.once(MatrixEventEvent.Decrypted, onDecrypted);
+    const timer = setTimeout(() => {
+      this.graceTimers.delete(timer);
+      event.off(MatrixEventEvent.Decrypted, onDecrypted);
+      if (!this.closed) this.track(this.tellUndecryptable(event, room, clan, eventId));
+    }, Math.max(0, sentAt + this.d.undecryptableGraceMs - this.d.clock.now()));
+    this.graceTimers.add(timer);
+  }
+
+  private async tellUndecryptable(event: MatrixEvent, room: Room, clan: string, eventId: string): Promise<void> {
+    const sender = event.getSender() as string;
+    const key = `${room.roomId}|${sender}`;
+    const now = this.d.clock.now();
+    if (now - (this.toldUndecryptable.get(key) ?? -Infinity) < UNDECRYPTABLE_NOTICE_EVERY_MS) return;
+    // Taken before anything is awaited: the messages of a flood reach this point together.
+    this.toldUndecryptable.set(key, now);
+    // A restart replays the event: the notice is claimed like a command, under its own id.
+    if (!(await this.claimStored(`${eventId}#undecryptable`, clan, event.getTs()))) return;
+    this.d.log.warn({ room: room.roomId, sender, eventId, reason: event.decryptionFailureReason }, "cannot decrypt a message");
+    const name = room.getMember(sender)?.name ?? sender;
+    await new MatrixReplyChannel(this.sending, room.roomId, eventId).reply(undecryptableNotice(name, sender, event.decryptionFailureReason));
+  }
+
+  /**
+   * More events came in a room than one sync brings (the bot was down or away while the room was busy):
+   * reads back from `from` to about the bot's last sync and handles what it missed, oldest first, so
+   * that commands sent meanwhile are not lost behind the chat that followed them. Already handled
+   * events are passed over as always.
+   */
+  catchUp(roomId: string, from: string): void {
+    if (this.closed || !this.bindings.clanOf(roomId)) return;
+    this.track(this.readGap(roomId, from, this.lastSyncAt - GAP_MARGIN_MS));
+  }
+
+  private async readGap(roomId: string, from: string, floor: number): Promise<void> {
+    const { client, log } = this.d;
+    const room = client.getRoom(roomId);
+    if (!room) return;
+    const map = client.getEventMapper();
+    const missed: MatrixEvent[] = [];
+    const types: string[] = [EventType.RoomMessage, EventType.RoomMessageEncrypted];
+    const filter = JSON.stringify({ types });
+    let token: string | undefined = from;
+    for (let page = 0; token !== undefined && page < GAP_MAX_PAGES && !this.closed; page++) {
+      const res: { chunk: IEvent[]; end?: string } = await client.http.authedRequest(Method.Get, `/rooms/${encodeURIComponent(roomId)}/messages`, {
+        dir: "b",
+        from: token,
+        limit: "100",
+        filter,
+      });
+      const newer = res.chunk.filter((e) => e.origin_server_ts >= floor);
+      missed.push(...newer.filter((e) => e.sender !== this.me && types.includes(e.type)).map((e) => map({ ...e, room_id: roomId })));
+      token = newer.length === res.chunk.length && res.chunk.length > 0 ? res.end : undefined;
+    }
+    log.info({ room: roomId, events: missed.length }, "read back through a gap in the room's timeline");
+    for (const event of missed.reverse()) await this.onTimelineEvent(event, room);
   }
 
   /** An invited person's join, seen once (restarts replay the timeline). */
@@ -206,16 +311,24 @@ export class MatrixFrontEnd {
     this.waiters.offer(rel.event_id, event.getSender() as string, rel.key);
   }
 
-  /** Posts in a clan's room (not in answer to a command), or as a reply to `replyTo`. */
-  async post(clan: string, message: Message, replyTo: string | undefined): Promise<void> {
+  private get sending(): Sending {
+    return { outbox: this.d.outbox, client: this.d.client };
+  }
+
+  /**
+   * Posts in a clan's room (not in answer to a command), or as a reply to `replyTo` with a ❌ on it.
+   * Resolves once the post is stored (it is sent from the outbox). With `once`, a post made before
+   * under the same key is not made again.
+   */
+  async post(clan: string, message: Message, replyTo: string | undefined, once?: string): Promise<void> {
     const roomId = this.bindings.roomOf(clan);
     if (!roomId) throw new Error(`the room of clan ${clan} is not known yet`);
     if (replyTo) {
-      const channel = new MatrixReplyChannel(this.d.client, roomId, replyTo);
-      await channel.reply(message);
-      await channel.react("❌");
+      const channel = new MatrixReplyChannel(this.sending, roomId, replyTo);
+      await channel.reply(message, once);
+      await channel.react("❌", once && `${once}:❌`);
     } else {
-      await this.d.client.sendEvent(roomId, EventType.RoomMessage, noticeContent(message) as never);
+      await this.d.outbox.add({ roomId, lane: `notice:${roomId}`, eventType: EventType.RoomMessage, content: noticeContent(message), ...(once ? { once } : {}) });
     }
   }
 
@@ -260,13 +373,16 @@ export class MatrixFrontEnd {
     }
     await this.join(room.roomId);
     log.info({ room: room.roomId, clan, inviter }, "joined a clan room");
-    await client.sendEvent(
-      room.roomId,
-      EventType.RoomMessage,
-      noticeContent({
+    // Once per invite: a restart that replays the invite (the saved sync still shows it) does not greet again.
+    const invite = room.getMember(this.me)?.events.member?.getId() ?? room.roomId;
+    await this.post(
+      clan,
+      {
         text: `Hello! I am clanbot for clan '${clan}'. Type ${this.d.prefix}help to see what I can do.`,
         html: `Hello! I am clanbot for clan <strong>${clan}</strong>. Type <code>${this.d.prefix}help</code> to see what I can do.`,
-      }) as never,
+      },
+      undefined,
+      `greeting:${invite}`,
     );
   }
 

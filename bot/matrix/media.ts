@@ -1,4 +1,4 @@
-import { createDecipheriv, createHash } from "node:crypto";
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import type { MatrixClient } from "matrix-js-sdk";
 
 /** The largest image the bot downloads when asked for one. */
@@ -38,4 +38,27 @@ export function decryptAttachment(data: Uint8Array, file: EncryptedFile): Uint8A
   const iv = Buffer.from(file.iv.replace(/=+$/, ""), "base64");
   const decipher = createDecipheriv("aes-256-ctr", key, iv);
   return Buffer.concat([decipher.update(data), decipher.final()]);
+}
+
+const unpadded = (b: Buffer): string => b.toString("base64").replace(/=+$/, "");
+
+/**
+ * Encrypts a file for an encrypted room (spec: "Sending encrypted attachments"): AES-256-CTR with a new
+ * key, a 128-bit counter block whose low 64 bits start at zero, and the SHA-256 of the ciphertext. The
+ * ciphertext is uploaded; `file` (with the upload's mxc URL added) goes in the event instead of `url`.
+ */
+export function encryptAttachment(data: Uint8Array): { data: Buffer; file: Record<string, unknown> } {
+  const key = randomBytes(32);
+  const iv = Buffer.concat([randomBytes(8), Buffer.alloc(8)]);
+  const cipher = createCipheriv("aes-256-ctr", key, iv);
+  const ciphertext = Buffer.concat([cipher.update(data), cipher.final()]);
+  return {
+    data: ciphertext,
+    file: {
+      v: "v2",
+      key: { kty: "oct", alg: "A256CTR", ext: true, key_ops: ["encrypt", "decrypt"], k: key.toString("base64url") },
+      iv: unpadded(iv),
+      hashes: { sha256: unpadded(createHash("sha256").update(ciphertext).digest()) },
+    },
+  };
 }

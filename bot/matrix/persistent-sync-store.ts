@@ -29,6 +29,13 @@ export class PersistentSyncStore extends MemoryStore {
   private readonly changed = new Set<string>();
   private lastSaved = 0;
   private dirty = false;
+  /** Whether syncs so far continue an earlier one (resumed from a saved position, or after the first). */
+  private continuing = false;
+  /**
+   * Told of each room whose timeline in a sync has a gap (more events came than one sync brings: the
+   * bot was down, or away): `prevBatch` is where to read back from.
+   */
+  onGap: ((roomId: string, prevBatch: string) => void) | undefined;
 
   constructor(db: Db, userId: string, clock: Clock, saveEveryMs = 5 * 60_000) {
     super();
@@ -56,6 +63,7 @@ export class PersistentSyncStore extends MemoryStore {
     );
     this.lastSaved = this.clock.now();
     this.dirty = this.changed.size > 0;
+    this.continuing = true;
     return data;
   }
 
@@ -64,6 +72,13 @@ export class PersistentSyncStore extends MemoryStore {
   }
 
   override async setSyncData(syncData: ISyncResponse): Promise<void> {
+    // The first sync of a new bot has gaps everywhere, and nothing before its joins is meant for it.
+    if (this.continuing && this.onGap) {
+      for (const [roomId, room] of Object.entries(syncData.rooms?.join ?? {})) {
+        if (room.timeline?.limited && room.timeline.prev_batch) this.onGap(roomId, room.timeline.prev_batch);
+      }
+    }
+    this.continuing = true;
     this.accumulator.accumulate(syncData);
     if (syncData.rooms) this.touched(syncData.rooms as unknown as Partial<RoomsData>);
     this.dirty = true;

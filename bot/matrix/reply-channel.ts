@@ -1,8 +1,9 @@
 import { EventType, MsgType, RelationType, type MatrixClient } from "matrix-js-sdk";
+import type { Outbox, Post } from "./outbox.ts";
 import type { Message } from "../../commands/format.ts";
 import type { Attachment, Confirmation, ReceivedReply, SentMessage } from "../../commands/types.ts";
 import type { ReplyChannel } from "../dispatcher.ts";
-import { downloadMedia } from "./media.ts";
+import { downloadMedia, encryptAttachment } from "./media.ts";
 import type { ReactionWaiters } from "./reaction-waiters.ts";
 import type { ReplyWaiters } from "./reply-waiters.ts";
 
@@ -13,28 +14,41 @@ export function noticeContent(m: Message): Record<string, unknown> {
   return { msgtype: MsgType.Notice, body: m.text, format: HTML, formatted_body: m.html };
 }
 
+/** What a reply channel sends through: the outbox for posts, the client for media and redactions. */
+export interface Sending {
+  outbox: Outbox;
+  client: MatrixClient;
+}
+
 /**
  * Answers to one command event: replies relate to it (`m.in_reply_to`), reactions annotate it,
  * edits replace a sent answer (`m.replace` with `m.new_content`) so clients show one message that moves.
+ * Everything goes through the outbox: a call resolves once its post is stored, so a command never waits
+ * for the homeserver's round trip, and what it posted survives a crash. The command's posts keep their
+ * order in one lane; its 👀 goes in a lane of its own, so the answer never waits behind it.
  */
 export class MatrixReplyChannel implements ReplyChannel {
-  private readonly client: MatrixClient;
+  private readonly sending: Sending;
   private readonly roomId: string;
   private readonly eventId: string;
   private readonly waiters: ReactionWaiters | undefined;
   private readonly replies: ReplyWaiters | undefined;
 
-  constructor(client: MatrixClient, roomId: string, eventId: string, waiters?: ReactionWaiters, replies?: ReplyWaiters) {
-    this.client = client;
+  constructor(sending: Sending, roomId: string, eventId: string, waiters?: ReactionWaiters, replies?: ReplyWaiters) {
+    this.sending = sending;
     this.roomId = roomId;
     this.eventId = eventId;
     this.waiters = waiters;
     this.replies = replies;
   }
 
-  async reply(message: Message): Promise<SentMessage> {
-    const eventId = await this.send(message);
-    return { edit: (m) => this.edit(eventId, m) };
+  private get lane(): string {
+    return `answer:${this.eventId}`;
+  }
+
+  async reply(message: Message, once?: string): Promise<SentMessage> {
+    const post = await this.post(EventType.RoomMessage, { ...noticeContent(message), "m.relates_to": { "m.in_reply_to": { event_id: this.eventId } } }, { once });
+    return { edit: (m) => this.edit(post, m) };
   }
 
   /**
@@ -43,22 +57,25 @@ export class MatrixReplyChannel implements ReplyChannel {
    */
   async ask(message: Message, from: string, timeoutMs: number): Promise<Confirmation> {
     if (!this.waiters) throw new Error("this reply channel cannot ask questions");
-    const eventId = await this.send(message);
+    const post = await this.post(EventType.RoomMessage, { ...noticeContent(message), "m.relates_to": { "m.in_reply_to": { event_id: this.eventId } } });
+    const eventId = await post.sent;
+    if (eventId === undefined) throw new Error("the question could not be posted");
     const answer = this.waiters.wait(eventId, from, timeoutMs);
-    await this.reactTo(eventId, "✅");
-    return { confirmed: await answer, question: { edit: (m) => this.edit(eventId, m) } };
+    await this.post(EventType.Reaction, { "m.relates_to": { rel_type: RelationType.Annotation, event_id: "", key: "✅" } }, { target: post.id });
+    return { confirmed: await answer, question: { edit: (m) => this.edit(post, m) } };
   }
 
   async askFor(message: Message, from: string, timeoutMs: number): Promise<ReceivedReply | undefined> {
     if (!this.replies) throw new Error("this reply channel cannot ask for replies");
+    const { client } = this.sending;
     const answer = this.replies.wait(this.roomId, from, timeoutMs);
-    await this.send(message);
+    await this.reply(message);
     const event = await answer;
     if (!event) return undefined;
     const content = event.getOriginalContent();
     const remove = async (reason: string): Promise<boolean> => {
       try {
-        await this.client.redactEvent(this.roomId, event.getId() as string, undefined, { reason });
+        await client.redactEvent(this.roomId, event.getId() as string, undefined, { reason });
         return true;
       } catch {
         return false;
@@ -67,7 +84,7 @@ export class MatrixReplyChannel implements ReplyChannel {
     if (content.msgtype === MsgType.Image || content.msgtype === MsgType.File) {
       const info = content["info"] as { mimetype?: string } | undefined;
       try {
-        return { content: { kind: "image", data: await downloadMedia(this.client, content), mimetype: info?.mimetype ?? "application/octet-stream" }, remove };
+        return { content: { kind: "image", data: await downloadMedia(client, content), mimetype: info?.mimetype ?? "application/octet-stream" }, remove };
       } catch (err) {
         // The message may still show a secret: it is removed even when it cannot be read.
         await remove("unreadable answer to a request of the bot");
@@ -77,49 +94,62 @@ export class MatrixReplyChannel implements ReplyChannel {
     return { content: { kind: "text", text: typeof content.body === "string" ? content.body : "" }, remove };
   }
 
-  private async send(message: Message): Promise<string> {
-    const content = { ...noticeContent(message), "m.relates_to": { "m.in_reply_to": { event_id: this.eventId } } };
-    const { event_id } = await this.client.sendEvent(this.roomId, EventType.RoomMessage, content as never);
-    return event_id;
-  }
-
-  /** Uploads to the homeserver's media repository, then posts it as m.image or m.file in reply. */
+  /**
+   * Uploads to the homeserver's media repository (tried again while it is away), then posts it as
+   * m.image or m.file in reply; in an encrypted room the upload is encrypted and the event carries its
+   * key (`file`, not `url`).
+   */
   async replyFile(file: Attachment): Promise<void> {
-    const { content_uri } = await this.client.uploadContent(uploadable(file.data), { name: file.name, type: file.mimetype });
+    const { outbox, client } = this.sending;
+    const encrypted = client.getRoom(this.roomId)?.hasEncryptionStateEvent() ? encryptAttachment(file.data) : undefined;
+    const contentUri = encrypted
+      ? await outbox.upload(uploadable(encrypted.data), { type: "application/octet-stream", includeFilename: false })
+      : await outbox.upload(uploadable(file.data), { name: file.name, type: file.mimetype });
     const info = {
       mimetype: file.mimetype,
       size: file.data.byteLength,
       ...(file.image ? { w: file.image.width, h: file.image.height } : {}),
     };
-    await this.client.sendEvent(this.roomId, EventType.RoomMessage, {
+    await this.post(EventType.RoomMessage, {
       msgtype: file.image ? MsgType.Image : MsgType.File,
       body: file.name,
       filename: file.name,
-      url: content_uri,
+      ...(encrypted ? { file: { ...encrypted.file, url: contentUri } } : { url: contentUri }),
       info,
       "m.relates_to": { "m.in_reply_to": { event_id: this.eventId } },
-    } as never);
-  }
-
-  async react(key: string): Promise<void> {
-    await this.reactTo(this.eventId, key);
-  }
-
-  private async reactTo(eventId: string, key: string): Promise<void> {
-    await this.client.sendEvent(this.roomId, EventType.Reaction, {
-      "m.relates_to": { rel_type: RelationType.Annotation, event_id: eventId, key },
     });
   }
 
-  private async edit(target: string, message: Message): Promise<void> {
+  async react(key: string, once?: string): Promise<void> {
+    const content = { "m.relates_to": { rel_type: RelationType.Annotation, event_id: this.eventId, key } };
+    await this.post(EventType.Reaction, content, { once, lane: key === TAKEN ? `taken:${this.eventId}` : this.lane });
+  }
+
+  private async edit(target: Post, message: Message): Promise<void> {
     const content = {
       ...noticeContent({ text: `* ${message.text}`, html: `* ${message.html}` }),
       "m.new_content": noticeContent(message),
-      "m.relates_to": { rel_type: RelationType.Replace, event_id: target },
+      "m.relates_to": { rel_type: RelationType.Replace, event_id: "" },
     };
-    await this.client.sendEvent(this.roomId, EventType.RoomMessage, content as never);
+    await this.post(EventType.RoomMessage, content, { target: target.id });
+  }
+
+  private async post(eventType: string, content: Record<string, unknown>, opts: { target?: number; once?: string; lane?: string } = {}): Promise<Post> {
+    const post = await this.sending.outbox.add({
+      roomId: this.roomId,
+      lane: opts.lane ?? this.lane,
+      eventType,
+      content,
+      ...(opts.target !== undefined ? { target: opts.target } : {}),
+      ...(opts.once !== undefined ? { once: opts.once } : {}),
+    });
+    // A post with a once key that exists already: it was posted (or is on its way) before.
+    return post ?? { id: 0, sent: Promise.resolve(undefined) };
   }
 }
+
+/** The reaction that says a command was taken: it has a lane of its own. */
+const TAKEN = "👀";
 
 /**
  * The bytes as the upload takes them (backed by an ArrayBuffer): a view of the same memory when

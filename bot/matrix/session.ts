@@ -76,6 +76,21 @@ export async function establishSession(m: MatrixConfig, db: Db, log: Logger): Pr
     if (valid) return saved;
     log.info({ deviceId: saved.deviceId }, "saved access token expired; logging in again on the same device");
   }
+  return passwordLogin(m, db, log, saved, saved?.deviceId);
+}
+
+/**
+ * A new device for the bot (its crypto store was lost): logs in without a device id, and logs the
+ * old device out, so the account does not keep a device that can no longer read anything.
+ */
+export async function loginNewDevice(m: MatrixConfig, db: Db, log: Logger, old: MatrixSession): Promise<MatrixSession> {
+  const session = await passwordLogin(m, db, log, old, undefined);
+  const oldClient = createClient({ baseUrl: m.homeserver, accessToken: old.accessToken, logger: sdkLogger(log) });
+  await oldClient.logout(true).catch((err: unknown) => log.warn({ deviceId: old.deviceId, err: (err as Error).message }, "could not log the old device out"));
+  return session;
+}
+
+async function passwordLogin(m: MatrixConfig, db: Db, log: Logger, saved: MatrixSession | undefined, deviceId: string | undefined): Promise<MatrixSession> {
   const localpart = m.userId.slice(1, m.userId.indexOf(":"));
   const anon = createClient({ baseUrl: m.homeserver, logger: sdkLogger(log) });
   const res = await retrying("login", log, () =>
@@ -84,7 +99,7 @@ export async function establishSession(m: MatrixConfig, db: Db, log: Logger): Pr
         type: "m.login.password",
         identifier: { type: "m.id.user", user: localpart },
         password: m.password as string,
-        ...(saved ? { device_id: saved.deviceId } : { initial_device_display_name: m.deviceName }),
+        ...(deviceId !== undefined ? { device_id: deviceId } : { initial_device_display_name: m.deviceName }),
       })
       .catch((err: unknown) => {
         const e = err as MatrixError;

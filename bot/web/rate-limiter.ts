@@ -1,5 +1,5 @@
 /**
- * Requests per client address, as token buckets: `requests` at once, refilled evenly over `windowMs`.
+ * Requests per key (a client address, a person in a clan), as token buckets: `requests` at once, refilled evenly over `windowMs`.
  * Full buckets are forgotten when the table grows, so a flood of addresses cannot grow memory for ever.
  */
 export class RateLimiter {
@@ -22,8 +22,9 @@ export class RateLimiter {
       bucket = { tokens: this.requests, at: now };
       this.buckets.set(address, bucket);
     }
-    bucket.tokens = Math.min(this.requests, bucket.tokens + (now - bucket.at) * this.perMs);
-    bucket.at = now;
+    // Times may come from elsewhere (a message's server time) and go back a little: never refill backwards.
+    bucket.tokens = Math.min(this.requests, bucket.tokens + Math.max(0, now - bucket.at) * this.perMs);
+    bucket.at = Math.max(bucket.at, now);
     if (bucket.tokens >= 1) {
       bucket.tokens -= 1;
       return 0;

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { KnownMembership, Preset, type MatrixClient } from "matrix-js-sdk";
 import { startBot, writeConfig, type BotProcess } from "./bot-process.ts";
 import { fakeClanPath, makeFlake, type FakeClanFixture } from "./fake-clan-fixture.ts";
+import { bootstrapCrossSigning, eventually } from "./e2ee-client.ts";
 import { humanClient, startHomeserver, stopClient, type TestHomeserver } from "./homeserver.ts";
 import { waitForEvent } from "./matrix-wait.ts";
 import { tempDir } from "./temp-dir.ts";
@@ -19,6 +20,8 @@ export interface World {
   hs: TestHomeserver;
   dir: string;
   botUserId: string;
+  /** The access token (and its device) the homeserver made for the bot's account; the config logs in with the password. */
+  botLogin: { accessToken: string; deviceId: string };
   /** Room creator, power level 100. */
   alice: MatrixClient;
   roomId: string;
@@ -45,13 +48,40 @@ export async function world(
     config?: (base: Record<string, unknown>) => Record<string, unknown>;
     /** More environment for the bot (and so the fake clan): FAKE_CLAN_RELEASE=25.11 gives it `clan vms`. */
     env?: Record<string, string>;
+    /**
+     * An encrypted room (megolm), and people whose clients run Rust crypto, cross-signed, excluding
+     * insecure devices as modern Element does.
+     */
+    encrypted?: boolean;
+    /** People's clients run Rust crypto (cross-signed) but the room starts unencrypted. */
+    cryptoClients?: boolean;
   } = {},
 ): Promise<World> {
   const hs = await startHomeserver();
+  const processes: BotProcess[] = [];
+  const humans: MatrixClient[] = [];
+  // Registered first, so that a set-up that fails half-way still stops what it started.
+  after(async () => {
+    await Promise.all(processes.map((p) => p.stop("SIGKILL")));
+    await Promise.all(humans.map(stopClient));
+    await hs.close();
+  });
   const dir = await tempDir();
   const bot = await hs.createUser("clanbot", "pw-bot");
-  const alice = await humanClient(hs, "alice");
-  const { room_id: roomId } = await alice.createRoom({ name: "Family", preset: Preset.PrivateChat, invite: [bot.userId] });
+  const human = async (localpart: string): Promise<MatrixClient> => {
+    const crypto = opts.encrypted || opts.cryptoClients;
+    const c = await humanClient(hs, localpart, crypto ? { rustCrypto: true, onlySignedDevices: true } : {});
+    humans.push(c);
+    if (crypto) await bootstrapCrossSigning(c, `pw-${localpart}`);
+    return c;
+  };
+  const alice = await human("alice");
+  const { room_id: roomId } = await alice.createRoom({
+    name: "Family",
+    preset: Preset.PrivateChat,
+    invite: [bot.userId],
+    ...(opts.encrypted ? { initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }] } : {}),
+  });
   const flake = await makeFlake(join(dir, "family"), opts.fixture ?? FAMILY);
   const clanLog = join(dir, "clan-invocations.jsonl");
   const base = {
@@ -63,22 +93,16 @@ export async function world(
   };
   const config = opts.config ? opts.config(base) : base;
   const configPath = await writeConfig(dir, config);
-  const processes: BotProcess[] = [];
   const launch = (path: string): BotProcess => {
     const p = startBot(path, { env: { ...opts.env, FAKE_CLAN_LOG: clanLog } });
     processes.push(p);
     return p;
   };
-  const humans: MatrixClient[] = [alice];
-  after(async () => {
-    await Promise.all(processes.map((p) => p.stop("SIGKILL")));
-    await Promise.all(humans.map(stopClient));
-    await hs.close();
-  });
   const w: World = {
     hs,
     dir,
     botUserId: bot.userId,
+    botLogin: { accessToken: bot.accessToken, deviceId: bot.deviceId },
     alice,
     roomId,
     flake,
@@ -90,10 +114,11 @@ export async function world(
       return launch(c ? await writeConfig(dir, c, `config-${processes.length}.yaml`) : configPath);
     },
     async person(localpart) {
-      const c = await humanClient(hs, localpart);
-      humans.push(c);
+      const c = await human(localpart);
       await alice.invite(roomId, c.getSafeUserId());
       await c.joinRoom(roomId);
+      // In an encrypted room, a client can send only once its crypto knows the room's settings.
+      if (opts.encrypted) await eventually("the room's encryption to reach the new client", async () => (await c.getCrypto()?.isEncryptionEnabledInRoom(roomId)) === true);
       return c;
     },
   };

@@ -1,11 +1,14 @@
-import { EventType, MsgType, RelationType, RoomEvent, type MatrixClient, type MatrixEvent } from "matrix-js-sdk";
+import { EventType, MatrixEventEvent, MsgType, RelationType, RoomEvent, type MatrixClient, type MatrixEvent } from "matrix-js-sdk";
 
 /** What a person sees in the room: events of the live timeline. */
 export function timeline(client: MatrixClient, roomId: string): MatrixEvent[] {
   return client.getRoom(roomId)?.getLiveTimeline().getEvents() ?? [];
 }
 
-/** Waits until an event matching `match` is in the room (already there, or arriving). */
+/**
+ * Waits until an event matching `match` is in the room (already there, or arriving). In an encrypted
+ * room an event is matched as the person's client shows it: once decrypted.
+ */
 export function waitForEvent(
   client: MatrixClient,
   roomId: string,
@@ -32,8 +35,10 @@ export function waitForEvent(
     const cleanup = (): void => {
       clearTimeout(timer);
       client.off(RoomEvent.Timeline, onEvent);
+      client.off(MatrixEventEvent.Decrypted, onEvent);
     };
     client.on(RoomEvent.Timeline, onEvent);
+    client.on(MatrixEventEvent.Decrypted, onEvent);
   });
 }
 
