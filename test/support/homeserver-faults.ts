@@ -11,6 +11,7 @@ export interface Latency {
   /**
    * Time one event takes to be stored in a room (sends, state, redactions, membership). A room's events are
    * stored one after the other, as Synapse's event persister does, so sends to one room queue behind each other.
+   * A createRoom costs its six first events.
    */
   sendMs?: Millis;
   /** Alternative to sendMs: events a room stores per second (sendMs = 1000 / this). */
@@ -56,6 +57,8 @@ export type Fault = { kind: "fail"; spec: FailSpec } | { kind: "drop"; spec: Dro
 // Endpoints that add an event to an existing room, with where the room id sits in the path.
 const ROOM_EVENT = /^\/_matrix\/client\/v3\/rooms\/([^/]+)\/(send|state|redact|join|invite|leave|kick|ban|unban)(\/|$)/;
 const JOIN = /^\/_matrix\/client\/v3\/join\/([^/]+)$/;
+const CREATE_ROOM = "/_matrix/client/v3/createRoom";
+const CREATE_ROOM_EVENTS = 6;
 
 function draw(ms: Millis | undefined): number {
   if (ms === undefined) return 0;
@@ -96,6 +99,13 @@ export class Conditions {
   async delay(method: string, path: string): Promise<void> {
     const { requestMs, sendMs, sendPerSecondPerRoom } = this.latency;
     const perEvent = sendMs ?? (sendPerSecondPerRoom ? 1000 / sendPerSecondPerRoom : undefined);
+    if (perEvent !== undefined && method === "POST" && path === CREATE_ROOM) {
+      // A new room's first events (create, creator's join, power levels, join rules, history visibility, guest
+      // access) are stored one after the other too; nobody else can be in its queue yet.
+      const ms = draw(requestMs) + Array.from({ length: CREATE_ROOM_EVENTS }, () => draw(perEvent)).reduce((a, b) => a + b, 0);
+      await sleep(ms, undefined, { ref: false });
+      return;
+    }
     const room = method === "GET" ? undefined : (ROOM_EVENT.exec(path)?.[1] ?? JOIN.exec(path)?.[1]);
     if (room === undefined || perEvent === undefined) {
       const ms = draw(requestMs);

@@ -331,11 +331,14 @@ class Homeserver implements TestHomeserver {
   }
 }
 
-export async function startHomeserver(opts: { port?: number; serverName?: string } = {}): Promise<TestHomeserver> {
+export async function startHomeserver(opts: { port?: number; serverName?: string; latency?: Latency } = {}): Promise<TestHomeserver> {
   const hs = new Homeserver(opts.serverName ?? "localhost");
+  if (opts.latency) hs.setLatency(opts.latency);
   await hs.listen(opts.port ?? 0);
   return hs;
 }
+
+export { SYNAPSE_ON_TWO_CORES, type DropSpec, type FailSpec, type Latency } from "./homeserver-faults.ts";
 
 // The tests' human users: matrix-js-sdk clients (kept in their own file, exported from here as before).
 export { humanClient, startSynced, stopClient, type HumanClientOptions } from "./homeserver-client.ts";
