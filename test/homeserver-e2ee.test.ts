@@ -1,5 +1,6 @@
-// End-to-end encryption on the test homeserver: matrix-js-sdk clients with Rust crypto on both sides, plus raw
-// HTTP where the exact wire behaviour matters (keys, to-device, device lists).
+// End-to-end encryption on the test homeserver: matrix-js-sdk clients with Rust crypto on both sides (one excluding
+// insecure devices, as modern Element does), plus raw HTTP where the exact wire behaviour matters (keys,
+// cross-signing, to-device, device lists); and the homeserver's latency and fault knobs.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ClientEvent, type MatrixClient } from "matrix-js-sdk";
