@@ -8,7 +8,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startBot, writeConfig, type BotProcess } from "../test/support/bot-process.ts";
-import { fakeClanPath, makeFlake, type FakeClanFixture, type FakeClanMachine } from "../test/support/fake-clan-fixture.ts";
+import { fakeClanPath, makeFlake, type FakeClanFixture, type FakeClanMachine } from "../demo/fake-clan-fixture.ts";
 import { startHomeserver } from "../test/support/homeserver.ts";
 import { openDatabase } from "../storage/db.ts";
 import { observeDeploy, unpackedSize, type ObservedDeploy } from "./deploy-observe.ts";

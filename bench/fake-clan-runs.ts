@@ -2,7 +2,7 @@
 // process, with the arguments, process group and piped output the bot gives it, but no bot.
 import { spawn } from "node:child_process";
 import { dirname } from "node:path";
-import { fakeClanPath } from "../test/support/fake-clan-fixture.ts";
+import { fakeClanPath } from "../demo/fake-clan-fixture.ts";
 
 /** What the bot runs for one machine (ops/deploy-service.ts). */
 export const updateArgs = (machine: string, flake: string): string[] => [

@@ -4,7 +4,7 @@
 // Machines over SSH: `status` of 50 sshd targets against one; the installer's QR code in a 12 MP photo.
 // Invites: QR code creation per join code; the join page's requests per second on one core.
 // Backup schedules: 10,000 in one process (clanbot's one timer against a node-cron task each).
-//   node bench/run.ts [--quick] [--only latency|scale|deploy|ssh|invite|backup] [--bot-node-options="<V8/Node flags for clanbot>"]
+//   node bench/run.ts [--quick] [--only latency|scale|deploy|ssh|distance|invite|backup] [--bot-node-options="<V8/Node flags for clanbot>"]
 import { parseArgs } from "node:util";
 import { runBackupBench, type BackupBenchResult, type BackupRun } from "./backup.ts";
 import { runDeployBench, type DeployBenchResult, type DeployRecordTimes } from "./deploy.ts";
@@ -14,6 +14,7 @@ import { STOP_GRACE_MS, type Stopped } from "./proc.ts";
 import { runScale, type ScaleResult } from "./scale.ts";
 import { runInviteBench, type InviteBenchResult } from "./invite.ts";
 import { runSshBench, type SshBenchResult } from "./ssh.ts";
+import { runDistanceBench, type DistanceBenchResult } from "./ssh-distance.ts";
 import { formatTable, mb, ms, ratio, seconds, type Row } from "./stats.ts";
 
 const LATENCY_RATIO_GOAL = 1.1;
@@ -23,6 +24,8 @@ const DEPLOY_RATIO_GOAL = 1.05;
 const EDIT_GAP_GOAL_MS = 2000;
 const DEPLOY_RSS_GROWTH_GOAL = 50 * 2 ** 20;
 const SSH_STATUS_RATIO_GOAL = 3;
+/** 50 machines 50 ms away within 2x one machine's time (issue 17). */
+const DISTANCE_RATIO_GOAL = 2;
 const QR_DECODE_GOAL_MS = 1000;
 const QR_CREATE_GOAL_MS = 20;
 const JOIN_RPS_GOAL = 2000;
@@ -110,6 +113,30 @@ function scaleRows(r: ScaleResult): Row[] {
     { metric: `scale: RSS after load (+5 s)`, value: mb(r.rssAfterLoad), goal: "< 300 MB", met: r.rssAfterLoad < RSS_GOAL },
     { metric: `scale: RSS high-water mark (VmHWM)`, value: mb(r.rssHwm) },
     stopRow(`scale: clanbot (${r.rooms} rooms)`, r.stop),
+  ];
+}
+
+function distanceRows(r: DistanceBenchResult): Row[] {
+  const ratioAll = r.all.p50 / r.one.p50;
+  const where = `${r.rttMs} ms RTT (${r.delay})`;
+  return [
+    { metric: `distance: status of 1 machine, ${where}, new connection (p50 of ${r.one.n})`, value: ms(r.one.p50), baseline: `p90 ${ms(r.one.p90)}` },
+    { metric: `distance: status of ${r.machines} machines, parallel ${r.parallel}, new connections (p50 of ${r.all.n})`, value: ms(r.all.p50), baseline: `max ${ms(r.all.max)}` },
+    { metric: `distance: ${r.machines} machines / 1 machine`, value: ratio(ratioAll), goal: `< ${DISTANCE_RATIO_GOAL}x`, met: ratioAll < DISTANCE_RATIO_GOAL },
+    { metric: `distance: ${r.machines} machines at parallel 10 (old default), new connections`, value: ms(r.allAt10.p50), baseline: `${ratio(r.allAt10.p50 / r.one.p50)} one machine` },
+    {
+      metric: `distance: ${r.machines} machines again, connections kept open (p50 of ${r.allKept.n})`,
+      value: ms(r.allKept.p50),
+      baseline: `1 machine kept: ${ms(r.oneKept.p50)}`,
+      goal: `< ${ms(r.all.p50)} (new connections)`,
+      met: r.allKept.p50 < r.all.p50,
+    },
+    {
+      metric: `distance: during the ${r.machines}: host CPU busy; the bot's CPU per status`,
+      value: `${r.hostCoresBusy.toFixed(2)} of ${r.cores} cores; ${ms(r.botCpuMsPerFleet)}`,
+      baseline: "every sshd and the relays run on this host",
+    },
+    { metric: "distance: machines that did not answer", value: `${r.failures}${r.problems.length ? ` (${r.problems.slice(0, 2).join("; ")})` : ""}`, goal: "0", met: r.failures === 0 },
   ];
 }
 
@@ -383,6 +410,13 @@ async function main(): Promise<void> {
       failures.push(`ssh: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     }
   }
+  if (args.only === undefined || args.only === "distance") {
+    try {
+      rows.push(...distanceRows(await runDistanceBench({ machines: quick ? 20 : 50, parallel: 50, rounds: quick ? 2 : 3, rttMs: 50, progress })));
+    } catch (err) {
+      failures.push(`distance: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  }
   if (args.only === undefined || args.only === "backup") {
     try {
       const windowMs = quick ? 10_000 : 20_000;
@@ -412,7 +446,7 @@ async function main(): Promise<void> {
       "at a time, so background load on the machine falls on both alike; p99 of 1,000 samples still moves by tens of",
       "percent between runs. Scale: commands go out on a fixed schedule without waiting for answers. RSS is the bot",
       "process's VmRSS (bot/main.ts under Node's type stripping, which adds ~17 MB over the built dist/ JavaScript).",
-      "Deploy: the real bot runs the fake clan (test/support/fake-clan) for `!deploy tag:bench`; its wall time is the",
+      "Deploy: the real bot runs the fake clan (demo/fake-clan) for `!deploy tag:bench`; its wall time is the",
       "command's origin_server_ts to the ✅'s, against the fake clan alone doing the same updates at the same width",
       "from this process (no bot), run before each bot deploy and once after (medians compared). Every fake deploy",
       "is one Node process (its nix/ssh stand-ins run inside it): its start-up is what keeps the fake alone from the",

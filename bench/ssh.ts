@@ -132,7 +132,7 @@ export async function runSshBench(o: SshBenchOptions): Promise<SshBenchResult> {
 }
 
 /** Busy and total CPU time of the whole host so far, from /proc/stat, in USER_HZ ticks. */
-function hostCpu(): { busy: number; cores: number } {
+export function hostCpu(): { busy: number; cores: number } {
   const lines = readFileSync("/proc/stat", "utf8").split("\n");
   const [, ...fields] = (lines[0] ?? "").trim().split(/\s+/);
   const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields.map(Number);

@@ -7,12 +7,16 @@ import { BackupService } from "../ops/backup-service.ts";
 import { ClanCli } from "../ops/clan-cli.ts";
 import { DeployService } from "../ops/deploy-service.ts";
 import { CachedRead } from "../ops/cached-read.ts";
+import { ClanKnownHosts } from "../ops/clan-known-hosts.ts";
+import { detectDryRun, updateReachArgs } from "../ops/clan-reach.ts";
+import { parseGenerations } from "../ops/clan-generations.ts";
+import { pinnedHostLines } from "../storage/host-keys.ts";
 import { sharedMachineQueue } from "../ops/machine-queue.ts";
 import { loadBotKey, type BotKey } from "../ops/ssh-key.ts";
 import { SshMachineService } from "../ops/ssh-machines.ts";
 import { detectVmBackend } from "../ops/vm-backend.ts";
 import { VmService } from "../ops/vm-service.ts";
-import { interruptRunningCommands, recentCommands } from "../storage/audit.ts";
+import { interruptRunningCommands, recentCommands, type UnfinishedCommand } from "../storage/audit.ts";
 import { openDatabase, type Db } from "../storage/db.ts";
 import { forgetEventsBefore } from "../storage/handled-events.ts";
 import { migrate } from "../storage/migrations.ts";
@@ -43,6 +47,8 @@ export interface App {
   announcer: Announcer;
   /** Join codes for every clan: the join page redeems them, the Matrix front end connects the invites. */
   invites: InviteService;
+  /** Commands the bot was running when it last stopped (marked interrupted): the front end answers or tells about them. */
+  unfinished: readonly UnfinishedCommand[];
   /** Tells each clan's room, once, about deploys the bot did not see to their end. */
   announceInterrupted(post: ClanPoster): Promise<void>;
   close(): Promise<void>;
@@ -52,8 +58,8 @@ export interface App {
 export async function createApp(config: Config, clans: readonly ClanConfig[], log: Logger, clock: Clock = Date): Promise<App> {
   const db = await openDatabase(config.storage.path);
   await migrate(db);
-  const interrupted = await interruptRunningCommands(db, clock.now());
-  if (interrupted) log.warn({ interrupted }, "commands were still running when the bot last stopped");
+  const unfinished = await interruptRunningCommands(db, clock.now());
+  if (unfinished.length) log.warn({ interrupted: unfinished.length }, "commands were still running when the bot last stopped");
   await forgetEventsBefore(db, clock.now() - HANDLED_EVENT_RETENTION_MS);
   await recoverDeploys(db, clock, log, config.deploy.keepLogs, KILL_GRACE_MS);
   const logDir = resolve(config.deploy.logDir ?? join(dirname(config.storage.path), "logs"));
@@ -73,6 +79,9 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   const key = botKey(config);
   const vmBackend = await detectVmBackend(config.clan.command, config.vm.backend, config.clan.timeout);
   log.info({ backend: vmBackend.kind, why: vmBackend.why }, "VMs are run with this backend");
+  const dryRun = await detectDryRun(config.clan.command, config.clan.timeout);
+  log.info({ dryRun: dryRun.kind, why: dryRun.why }, "dry runs build with this");
+  const sshDir = join(dirname(config.storage.path), "ssh");
   const vms = new VmService({
     db,
     clock,
@@ -106,13 +115,39 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   });
   const scheduler = new BackupScheduler({ db, clock, log, announcer, clans: scheduled, prefix, minIntervalMs: config.backup.minInterval });
   const runtimes = new Map<string, ClanRuntime>();
+  const sshServices: SshMachineService[] = [];
   for (const clan of clans) {
     const flake = resolve(clan.flake);
     // The clan's quick reads (inventory, target hosts, backup lists): at most clan.parallel processes at once.
     const cli = new ClanCli({ command: config.clan.command, timeoutMs: config.clan.timeout, parallel: config.clan.parallel });
     const inventory = new CachedRead(() => cli.machines(flake), config.clan.inventoryCacheTtl, clock);
-    const view: ClanView = { name: clan.name, flake, machines: (signal, fresh) => inventory.get(signal, fresh) };
     const configuredTargets = new CachedRead(() => cli.configuredTargets(flake), config.clan.inventoryCacheTtl, clock);
+    const routes = new CachedRead(() => cli.routes(flake), config.clan.inventoryCacheTtl, clock);
+    const explicitOnly = new CachedRead(() => cli.explicitUpdateMachines(flake), config.clan.inventoryCacheTtl, clock);
+    const view: ClanView = {
+      name: clan.name,
+      flake,
+      machines: (signal, fresh) => inventory.get(signal, fresh),
+      async updatePlan(signal) {
+        const [machines, explicit, configured, networks] = await Promise.all([inventory.get(signal), explicitOnly.get(signal), configuredTargets.get(signal), routes.get(signal)]);
+        const noRoute = machines.filter((m) => !m.targetHost && !networks.get(m.name)?.length && !configured[m.name]).map((m) => m.name);
+        return { explicitOnly: explicit, noRoute: new Set(noRoute) };
+      },
+    };
+    const stateVersions = new CachedRead(() => cli.stateVersions(flake), config.clan.inventoryCacheTtl, clock);
+    view.stateVersions = (signal) => stateVersions.get(signal);
+    view.generations = async (machine, signal) => {
+      const reach = await updateReachArgs(clanReach, machine, signal);
+      const r = await cli.run(flake, ["machines", "generations", machine, ...reach], `Listing the generations of ${machine}`, { collectStdout: true, signal });
+      return parseGenerations(r.stdout);
+    };
+    const knownHosts = new ClanKnownHosts({
+      clan: clan.name,
+      clanFile: join(sshDir, `known_hosts-${clan.name}`),
+      userFile: config.clan.sshKnownHosts === false ? undefined : config.clan.sshKnownHosts,
+      pinned: () => pinnedHostLines(db, clan.name),
+    });
+    await knownHosts.sync();
     const ssh = new SshMachineService({
       clan: clan.name,
       db,
@@ -121,12 +156,18 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       knownHostsFile: config.ssh.knownHosts,
       timeoutMs: config.ssh.timeout,
       parallel: config.ssh.parallel,
+      keepOpenMs: config.ssh.keepOpen,
       rebootTimeoutMs: config.ssh.rebootTimeout,
       rebootPollMs: config.ssh.rebootPoll,
       installerPort: config.install.installerPort,
       machines: (signal) => inventory.get(signal),
       configuredTargets: (signal) => configuredTargets.get(signal),
+      routes: (signal) => routes.get(signal),
+      onPinsChanged: () => knownHosts.sync(),
     });
+    sshServices.push(ssh);
+    // How clan's own ssh reaches a machine: the bot's route, key and pinned host key (ops/clan-reach.ts).
+    const clanReach = { db, clan: clan.name, keyFile: key.path, dir: join(sshDir, "clan-known-hosts"), reachable: (m: string, s: AbortSignal) => ssh.reachableTarget(m, s) };
     // Deploys and backups of a clan: the same clan processes, stopped the same way, in one line per machine.
     const jobs = { clan: clan.name, flake, db, clock, log, clanCommand: config.clan.command, killGraceMs: KILL_GRACE_MS, queue: sharedMachineQueue() };
     const backups = new BackupService({
@@ -157,6 +198,9 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
         logDir: join(logDir, clan.name),
         rollback: (machine, o) => ssh.rollback(machine, o),
         afterInstall: (machine) => ssh.forgetHostKey(machine),
+        dryRun: dryRun.kind,
+        installKeyFile: key.path,
+        updateReach: (machine, signal) => updateReachArgs(clanReach, machine, signal),
       }),
       thresholds: clanThresholds(config, clan),
     });
@@ -188,6 +232,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     clans,
     announcer,
     invites,
+    unfinished,
     announceInterrupted: (post) =>
       announceInterrupted(
         db,
@@ -201,6 +246,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       invites.disconnect();
       await Promise.all([dispatcher.drain(KILL_GRACE_MS), scheduler.close(KILL_GRACE_MS), watch.close()]);
       vms.close();
+      for (const s of sshServices) s.close();
       await db.close();
     },
   };

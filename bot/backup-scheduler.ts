@@ -156,6 +156,7 @@ export class BackupScheduler {
       if (gap < this.o.minIntervalMs) {
         return {
           ok: false,
+          tooOften: true,
           reason:
             `'${times.cron}' runs every ${formatDuration(gap)} at times (${next.slice(0, 3).map((t) => localTime(t, times.timeZone)).join(", ")}, …); ` +
             `backups are scheduled at most every ${formatDuration(this.o.minIntervalMs)} (backup.minInterval)`,

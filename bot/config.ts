@@ -1,4 +1,6 @@
 import { readFile } from "node:fs/promises";
+import { userInfo } from "node:os";
+import { join } from "node:path";
 import { closest } from "fastest-levenshtein";
 import { parseDocument } from "yaml";
 import { z } from "zod";
@@ -83,7 +85,8 @@ const matrix = z
 export const configSchema = z
   .strictObject({
     matrix: matrix.optional(),
-    storage: z.strictObject({ path: z.string().min(1).default("./data/clanbot.sqlite3") }).prefault({}),
+    /** Default: `clanbot.sqlite3` in the state directory (outside any clan's work tree), filled in by parseConfig. */
+    storage: z.strictObject({ path: z.string().min(1).optional() }).prefault({}),
     clan: z
       .strictObject({
         command: z.string().min(1).default("clan"),
@@ -93,6 +96,12 @@ export const configSchema = z
         inventoryCacheTtl: duration("5m"),
         /** Quick clan processes (inventory reads, backup lists) at once, per clan; more wait in line. */
         parallel: z.number().int().min(1).max(64).default(2),
+        /**
+         * The known_hosts file clan's own ssh reads for `clan backups` (which takes no host key
+         * options): the bot keeps the host keys it pinned there, in a block of its own. ssh finds it
+         * through the passwd entry, so the default is that user's ~/.ssh/known_hosts; false: leave it alone.
+         */
+        sshKnownHosts: z.union([z.string().min(1), z.literal(false)]).default(() => join(userInfo().homedir, ".ssh", "known_hosts")),
       })
       .prefault({}),
     nix: z.strictObject({ command: z.string().min(1).default("nix") }).prefault({}),
@@ -118,8 +127,14 @@ export const configSchema = z
         knownHosts: z.string().min(1).optional(),
         /** Per machine: connecting, logging in and a status command together. */
         timeout: duration("10s"),
-        /** Machines talked to at once, per clan. */
-        parallel: z.number().int().min(1).max(100).default(10),
+        /**
+         * Machines talked to at once, per clan. Talking to a machine is mostly waiting for the network
+         * (a status is a handful of round trips), not work: 50 at once keeps a fleet of 50 within 2x one
+         * machine's time at 50 ms round trips (bench: npm run bench -- --only distance).
+         */
+        parallel: z.number().int().min(1).max(200).default(50),
+        /** How long a connection stays open after a status for the next one (like OpenSSH's ControlPersist); 0s closes at once. */
+        keepOpen: duration("5m"),
         /** How long `!reboot` waits for a machine to answer again. */
         rebootTimeout: duration("10m"),
         /** How often a rebooting machine is tried. */
@@ -219,7 +234,9 @@ export const configSchema = z
     });
   });
 
-export type Config = z.output<typeof configSchema>;
+type ParsedConfig = z.output<typeof configSchema>;
+/** The config as the bot uses it: every default filled in, the SQLite file's path too. */
+export type Config = Omit<ParsedConfig, "storage"> & { storage: { path: string } };
 export type ClanConfig = Config["clans"][number];
 
 /** Every key the schema knows, by path prefix, for "did you mean" on a misspelled key. */
@@ -250,39 +267,108 @@ function pathText(path: readonly PropertyKey[]): string {
 }
 
 export function formatIssues(source: string, error: z.ZodError): string {
-  const lines = error.issues.flatMap((issue) => {
-    if (issue.code === "unrecognized_keys") {
-      const known = knownKeys(configSchema, issue.path);
-      return issue.keys.map((key) => {
-        const guess = known.length ? closest(key, known) : undefined;
-        const hint = guess ? ` (did you mean '${pathText([...issue.path, guess])}'?)` : "";
-        return `  ${pathText([...issue.path, key])}: unknown key${hint}`;
-      });
-    }
-    const missing = issue.code === "invalid_type" && issue.message.endsWith("received undefined");
-    return [`  ${pathText(issue.path) || "(top level)"}: ${missing ? "required, but missing" : issue.message}`];
+  // A misspelled key is one mistake: the key it should have been is not also reported missing.
+  const guessed = new Set<string>();
+  const unknown = error.issues.flatMap((issue) => {
+    if (issue.code !== "unrecognized_keys") return [];
+    const known = knownKeys(configSchema, issue.path);
+    return issue.keys.map((key) => {
+      const guess = known.length ? closest(key, known) : undefined;
+      if (guess) guessed.add(pathText([...issue.path, guess]));
+      const hint = guess ? ` (did you mean '${pathText([...issue.path, guess])}'?)` : "";
+      return `  ${pathText([...issue.path, key])}: unknown key${hint}`;
+    });
   });
-  return `${source}: invalid configuration:\n${lines.join("\n")}`;
+  const others = error.issues.flatMap((issue) => {
+    if (issue.code === "unrecognized_keys") return [];
+    const path = pathText(issue.path);
+    if (isMissing(issue) && guessed.has(path)) return [];
+    return [`  ${path || "(top level)"}: ${describeIssue(issue)}`];
+  });
+  return `${source}: invalid configuration:\n${[...others, ...unknown].join("\n")}`;
 }
 
-export function parseConfig(source: string, text: string): Config {
-  const doc = parseDocument(text, { uniqueKeys: true });
-  if (doc.errors.length) {
-    throw new ConfigError(`${source}: not valid YAML: ${doc.errors.map((e) => e.message).join("; ")}`);
+function isMissing(issue: z.core.$ZodIssue): boolean {
+  return issue.code === "invalid_type" && (issue.input === undefined || issue.message.endsWith("received undefined"));
+}
+
+const EXPECTED: Record<string, string> = {
+  number: "a number",
+  int: "a whole number",
+  string: "a text",
+  boolean: "true or false",
+  array: "a list (lines starting with '- ')",
+  object: "a mapping of keys to values",
+};
+
+/** A value as the config's author wrote it, cut short. */
+function shown(value: unknown): string {
+  if (value === null) return "nothing (null)";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  const text = typeof value === "string" ? `'${value}'` : String(value);
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+/** The validator's findings in the words of someone fixing a config file. */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const got = "input" in issue && issue.input !== undefined ? `, got ${shown(issue.input)}` : "";
+  switch (issue.code) {
+    case "invalid_type":
+      if (isMissing(issue)) return "required, but missing";
+      return `expected ${EXPECTED[issue.expected] ?? issue.expected}${got}`;
+    case "too_small":
+      return `must be at least ${String(issue.minimum)}${got}`;
+    case "too_big":
+      return `must be at most ${String(issue.maximum)}${got}`;
+    case "invalid_value":
+      return `expected one of ${issue.values.map((v) => String(v)).join(", ")}${got}`;
+    case "invalid_format":
+      if (issue.format === "url") return `expected an http(s) URL such as https://matrix.example.org${got}`;
+      return `${issue.message}${got}`;
+    default:
+      return issue.message;
   }
-  const result = configSchema.safeParse(doc.toJS() ?? {});
-  if (!result.success) throw new ConfigError(formatIssues(source, result.error));
-  return result.data;
 }
 
-export async function loadConfig(path: string): Promise<Config> {
+/**
+ * Where a YAML mistake is: the parser notices an unclosed quote or bracket only where the file (or
+ * the block) ends, so the line that opened it is the one to show.
+ */
+function yamlProblem(text: string, e: { code: string; message: string; pos: [number, number] }): string {
+  const what = (e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
+  let at = e.pos[0];
+  const opener = e.code === "MISSING_CHAR" ? /closing (["'])quote/.exec(e.message)?.[1] : /^Flow (sequence|map)/.exec(what) ? (what.includes("sequence") ? "[" : "{") : undefined;
+  if (opener !== undefined) {
+    const found = text.lastIndexOf(opener, Math.max(0, at - 1));
+    if (found >= 0) at = found;
+  }
+  const line = text.slice(0, at).split("\n").length;
+  const shownLine = (text.split("\n")[line - 1] ?? "").slice(0, 100);
+  return `line ${line}: ${what}${opener !== undefined ? ` (opened here with ${opener})` : ""}\n    ${shownLine}`;
+}
+
+/** The SQLite file when `storage.path` is not set: in the state directory (see ops/state-dir.ts). */
+export const DATABASE_FILE = "clanbot.sqlite3";
+
+export function parseConfig(source: string, text: string, stateDir: string): Config {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) {
+    throw new ConfigError(`${source}: not valid YAML, ${yamlProblem(text, doc.errors[0] as (typeof doc.errors)[number])}`);
+  }
+  const result = configSchema.safeParse(doc.toJS() ?? {}, { reportInput: true });
+  if (!result.success) throw new ConfigError(formatIssues(source, result.error));
+  return { ...result.data, storage: { path: result.data.storage.path ?? join(stateDir, DATABASE_FILE) } };
+}
+
+export async function loadConfig(path: string, stateDir: string): Promise<Config> {
   let text: string;
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
     throw new ConfigError(`${path}: cannot read the config file (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
   }
-  return parseConfig(path, text);
+  return parseConfig(path, text, stateDir);
 }
 
 export function clanThresholds(config: Config, clanConfig: ClanConfig | undefined) {

@@ -5,6 +5,7 @@ import type { Message } from "../commands/format.ts";
 import type { Attachment } from "../commands/types.ts";
 import { commandLineOf } from "./addressing.ts";
 import type { Dispatcher, ReplyChannel } from "./dispatcher.ts";
+import { terminalText } from "./terminal-text.ts";
 
 export interface ConsoleOptions {
   dispatcher: Dispatcher;
@@ -14,7 +15,11 @@ export interface ConsoleOptions {
   input: NodeJS.ReadableStream;
   output: NodeJS.WritableStream;
   interactive: boolean;
+  /** Bold, colours (ANSI): for a terminal, not for a pipe. */
+  color?: boolean;
   now(): number;
+  /** Draws a QR code in the terminal (a join code), besides saving its image. */
+  drawQr?: (text: string) => Promise<string>;
   /** Where files a command posts go, since a terminal cannot show them: returns the path written. */
   saveFile(file: Attachment): Promise<string>;
 }
@@ -55,16 +60,32 @@ class LineSource {
   }
 }
 
-function channelFor(out: NodeJS.WritableStream, saveFile: ConsoleOptions["saveFile"], lines: LineSource, interactive: boolean): ReplyChannel {
-  const print = (m: Message, mark = ""): void => {
-    out.write(`${mark}${m.text}\n`);
+function channelFor(o: ConsoleOptions, lines: LineSource): ReplyChannel {
+  const { output: out, saveFile, interactive } = o;
+  const render = (m: Message): string => terminalText(m.html, o.color === true);
+  const print = (m: Message): void => {
+    out.write(`${render(m)}\n`);
+  };
+  /** A message that moves (a deploy's status): each edit prints only the lines that changed. */
+  const shown = (first: Message) => {
+    let last = render(first).split("\n");
+    return {
+      edit: async (m: Message) => {
+        const next = render(m).split("\n");
+        const seen = new Set(last);
+        const fresh = next.filter((l) => l.trim() && !seen.has(l));
+        if (fresh.length) out.write(`${fresh.join("\n")}\n`);
+        last = next;
+      },
+    };
   };
   return {
     async reply(message) {
       print(message);
-      return { edit: async (m) => print(m, "~ ") };
+      return shown(message);
     },
     async replyFile(file) {
+      if (file.qr !== undefined && o.drawQr) out.write(`${await o.drawQr(file.qr)}\n`);
       const path = await saveFile(file);
       out.write(`[${file.image ? "image" : "file"} ${file.name}, ${file.data.byteLength} bytes: ${path}]\n`);
     },
@@ -75,7 +96,7 @@ function channelFor(out: NodeJS.WritableStream, saveFile: ConsoleOptions["saveFi
       print(message);
       if (interactive) out.write("Confirm? [y/N] ");
       const answer = (await lines.within(timeoutMs))?.trim().toLowerCase() ?? "";
-      return { confirmed: ["y", "yes", "✅"].includes(answer), question: { edit: async (m) => print(m, "~ ") } };
+      return { confirmed: ["y", "yes", "✅"].includes(answer), question: shown(message) };
     },
     async askFor(message, _from, timeoutMs) {
       print(message);
@@ -96,8 +117,15 @@ function channelFor(out: NodeJS.WritableStream, saveFile: ConsoleOptions["saveFi
  */
 export async function runConsole(o: ConsoleOptions): Promise<void> {
   const rl = createInterface({ input: o.input, output: o.interactive ? o.output : undefined, terminal: o.interactive });
+  // End of input (Ctrl-D) or Ctrl-C closes the lines; a running command still ends before the console does.
+  let closed = false;
+  rl.on("close", () => (closed = true));
+  rl.on("SIGINT", () => {
+    o.output.write("\nStopping: a running command ends first.\n");
+    rl.close();
+  });
   const prompt = (): void => {
-    if (o.interactive) rl.prompt();
+    if (o.interactive && !closed) rl.prompt();
   };
   rl.setPrompt(`${o.clan}> `);
   if (o.interactive) {
@@ -119,7 +147,7 @@ export async function runConsole(o: ConsoleOptions): Promise<void> {
           sender: { id: o.user.id, name: o.user.id, powerLevel: o.user.powerLevel },
           line,
         },
-        channelFor(o.output, o.saveFile, lines, o.interactive),
+        channelFor(o, lines),
       );
     }
     prompt();

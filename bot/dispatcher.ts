@@ -1,6 +1,7 @@
 import type { Backups, Schedules } from "../commands/backup-types.ts";
 import type { Deploys } from "../commands/deploy-types.ts";
-import { Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
+import { BadInput, Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
+import { clipQuote, cutAnswer, fitAnswer } from "../commands/answer-size.ts";
 import { code, concat, formatDuration, type Message } from "../commands/format.ts";
 import { findCommand } from "../commands/help.ts";
 import { formatSlowDown } from "../commands/limit-format.ts";
@@ -37,6 +38,11 @@ export interface Incoming {
   /** When the sender sent it (server time), for the maximum command age. */
   sentAt: number;
   sender: { id: string; name: string; powerLevel: number };
+  /**
+   * The sender's power level as the room says now: read again when a ✅ confirms, since the level
+   * may have been lowered meanwhile. Without it (the console) the level does not change.
+   */
+  powerLevelNow?: () => number;
   /** The command line without prefix or mention: `deploy laptop --dry-run`. */
   line: string;
   /**
@@ -83,7 +89,57 @@ export interface DispatcherDeps {
   limit?: CommandLimit;
 }
 
-export const REACTION = { taken: "👀", done: "✅", failed: "❌", refused: "⛔" } as const;
+/**
+ * The one meaning of each reaction on a command: ❌ it was tried and failed; ⛔ the bot would not
+ * (permission, someone else's lock, a limit, not set up here, too old); ❓ what was typed is not a
+ * command it can run (unknown command, machine or flag, a value out of range): nothing was tried.
+ */
+export const REACTION = { taken: "👀", done: "✅", failed: "❌", refused: "⛔", invalid: "❓" } as const;
+
+/** What is kept of a command line and of an outcome's detail in the audit table (a line can be 60 KB). */
+const MAX_STORED_LINE = 500;
+const MAX_STORED_DETAIL = 1_000;
+
+/**
+ * A channel whose answers always fit in one event: a long answer goes out cut short with the whole
+ * of it as a file, a long edit or question is cut. People always get an answer, never M_TOO_LARGE.
+ */
+function withinEventSize(channel: ReplyChannel): ReplyChannel {
+  const editable = (sent: SentMessage): SentMessage => ({ edit: (m) => sent.edit(cutAnswer(m)) });
+  return {
+    async reply(message) {
+      const { message: fitted, file } = fitAnswer(message);
+      const sent = await channel.reply(fitted);
+      if (file) await channel.replyFile(file);
+      return editable(sent);
+    },
+    replyFile: (file) => channel.replyFile(file),
+    react: (key) => channel.react(key),
+    async ask(message, from, timeoutMs) {
+      const answer = await channel.ask(cutAnswer(message), from, timeoutMs);
+      return { confirmed: answer.confirmed, question: editable(answer.question) };
+    },
+    askFor: (message, from, timeoutMs) => channel.askFor(cutAnswer(message), from, timeoutMs),
+  };
+}
+
+/** A read-only command whose answer takes longer than this shows 👀 meanwhile. */
+export const TAKEN_AFTER_MS = 1000;
+
+/** SQLite's answers when it cannot write: a full disk, a broken or read-only file. */
+function isStorageFailure(err: unknown): boolean {
+  const code = (err as { code?: string }).code ?? "";
+  return /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|CORRUPT|NOTADB|BUSY|LOCKED)/.test(code);
+}
+
+function cannotStore(line: string): Message {
+  return concat(
+    "I did not run ",
+    code(line),
+    ": I cannot write to my database (the disk may be full), and I run nothing I could not remember having run. " +
+      "Try again later; I take commands again as soon as I can write.",
+  );
+}
 
 type Outcome = { result: Exclude<AuditResult, "running">; detail?: string };
 
@@ -102,7 +158,7 @@ export class Dispatcher {
 
   /** Handles one message; never throws (failures are answered and logged). */
   dispatch(msg: Incoming, channel: ReplyChannel): Promise<void> {
-    const run = this.handle(msg, channel).catch((err: unknown) => {
+    const run = this.handle(msg, withinEventSize(channel)).catch((err: unknown) => {
       this.deps.log.error({ err, room: msg.room, event: msg.eventId }, "could not answer a command");
     });
     this.running.add(run);
@@ -138,7 +194,7 @@ export class Dispatcher {
       room: msg.room,
       sender: msg.sender.id,
       command: spec?.name ?? name,
-      line: `${prefix}${msg.line}`,
+      line: clipQuote(`${prefix}${msg.line}`, MAX_STORED_LINE),
       eventId: msg.eventId,
       startedAt,
     });
@@ -148,9 +204,13 @@ export class Dispatcher {
       await finishCommand(db, await runIdPromise, o.result, clock.now(), o.detail);
     };
     const answer = async (o: Outcome, reaction: string, message: Message): Promise<void> => {
-      await channel.reply(message);
-      await channel.react(reaction);
-      await finish(o);
+      // The audit row gets its outcome even when the answer cannot be sent.
+      try {
+        await channel.reply(message);
+        await channel.react(reaction);
+      } finally {
+        await finish({ ...o, detail: o.detail === undefined ? undefined : clipQuote(o.detail, MAX_STORED_DETAIL) });
+      }
     };
 
     const level = levelFor(msg.sender.powerLevel, clan.thresholds);
@@ -164,9 +224,9 @@ export class Dispatcher {
       return answer({ result: "limited", detail }, REACTION.refused, formatSlowDown({ requests, windowMs, retryAfterMs: verdict.retryAfterMs }));
     }
 
-    if (parseError) return answer({ result: "failed", detail: parseError.message }, REACTION.failed, concat(parseError.message));
+    if (parseError) return answer({ result: "invalid", detail: parseError.message }, REACTION.invalid, concat(parseError.message));
     if (!spec) {
-      return answer({ result: "failed", detail: "unknown command" }, REACTION.failed, this.unknownCommand(name));
+      return answer({ result: "invalid", detail: "unknown command" }, REACTION.invalid, this.unknownCommand(name));
     }
     const age = clock.now() - msg.sentAt;
     if (age > this.deps.maxCommandAgeMs) {
@@ -175,7 +235,7 @@ export class Dispatcher {
         REACTION.refused,
         concat(
           "I did not run ",
-          code(`${prefix}${msg.line}`),
+          code(clipQuote(`${prefix}${msg.line}`)),
           `: it was sent ${formatDuration(age)} ago, while I was away, and commands older than ` +
             `${formatDuration(this.deps.maxCommandAgeMs)} are not run. Send it again if you still want it.`,
         ),
@@ -186,7 +246,7 @@ export class Dispatcher {
       command = selectSubcommand(spec, words.slice(1), prefix);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
-      return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
+      return answer({ result: "invalid", detail: err.message }, REACTION.invalid, concat(err.message));
     }
     if (!allows(level, command.spec.level)) {
       const need = clan.thresholds[command.spec.level];
@@ -205,10 +265,29 @@ export class Dispatcher {
       input = bindInput(command.spec, command.words, `${prefix}${msg.line}`, prefix);
     } catch (err) {
       if (!(err instanceof UserError)) throw err;
-      return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
+      return answer({ result: "invalid", detail: err.message }, REACTION.invalid, concat(err.message));
     }
 
-    const [runId] = await Promise.all([runIdPromise, channel.react(REACTION.taken), msg.claimed]);
+    // A read-only command's answer is its sign: 👀 only when it is not there in a moment. Others show
+    // at once that they were taken, and end with ✅ or ❌.
+    const quiet = command.spec.readOnly === true;
+    let taken: Promise<void> | undefined;
+    const showTaken = (): Promise<void> =>
+      channel.react(REACTION.taken).catch((err: unknown) => this.deps.log.warn({ err, room: msg.room }, "could not show that a command was taken"));
+    const takenTimer = quiet ? setTimeout(() => (taken = showTaken()), TAKEN_AFTER_MS) : undefined;
+    if (!quiet) taken = showTaken();
+    let runId: number;
+    try {
+      [runId] = await Promise.all([runIdPromise, msg.claimed]);
+    } catch (err) {
+      clearTimeout(takenTimer);
+      if (!isStorageFailure(err)) throw err;
+      // Nothing may run that the bot could not remember having run: said from memory, not stored.
+      this.deps.log.error({ err, room: msg.room, event: msg.eventId }, "cannot store a command; not running it");
+      await channel.reply(cannotStore(`${prefix}${msg.line}`));
+      await channel.react(REACTION.failed);
+      return;
+    }
     const afterwards: Array<Promise<void>> = [];
     const ctx: CommandContext = {
       sender: { ...msg.sender, level },
@@ -231,7 +310,11 @@ export class Dispatcher {
       reply: (m) => channel.reply(m),
       replyFile: (f) => channel.replyFile(f),
       react: (k) => channel.react(k),
-      confirm: (question) => channel.ask(question, msg.sender.id, this.deps.confirmTimeoutMs),
+      confirm: async (question) => {
+        const answer = await channel.ask(question, msg.sender.id, this.deps.confirmTimeoutMs);
+        if (answer.confirmed) await this.refuseIfLevelLost(msg, command.spec, clan.thresholds, answer);
+        return answer;
+      },
       askFor: (question, timeoutMs) => channel.askFor(question, msg.sender.id, timeoutMs),
       later: (work) => {
         // Caught at once, so that a failure while the outcome is being shown is not unhandled.
@@ -241,15 +324,18 @@ export class Dispatcher {
     try {
       try {
         const result = await command.spec.run(ctx, input);
+        clearTimeout(takenTimer);
         if (result) await channel.reply(result);
-        await channel.react(REACTION.done);
+        if (!quiet) await channel.react(REACTION.done);
         await finish({ result: "ok" });
       } catch (err) {
+        clearTimeout(takenTimer);
         if (err instanceof ReportedFailure) {
           await channel.react(REACTION.failed);
           return finish({ result: "failed", detail: err.message });
         }
         if (err instanceof Refusal) return answer({ result: "refused", detail: err.message }, REACTION.refused, concat(err.message));
+        if (err instanceof BadInput) return answer({ result: "invalid", detail: err.message }, REACTION.invalid, concat(err.message));
         if (err instanceof UserError || err instanceof ClanCliError) {
           return answer({ result: "failed", detail: err.message }, REACTION.failed, concat(err.message));
         }
@@ -262,8 +348,20 @@ export class Dispatcher {
       }
     } finally {
       // The outcome is shown and audited; what the command left to finish (a last edit) ends before the run does.
-      await Promise.all(afterwards);
+      await Promise.all([...afterwards, taken]);
     }
+  }
+
+  /** A ✅ counts only while its sender still has the command's level: it may have been lowered since they asked. */
+  private async refuseIfLevelLost(msg: Incoming, spec: CommandSpec, thresholds: LevelThresholds, answer: Confirmation): Promise<void> {
+    if (!msg.powerLevelNow) return;
+    const now = msg.powerLevelNow();
+    if (allows(levelFor(now, thresholds), spec.level)) return;
+    const text =
+      `${msg.sender.name} now has power level ${now}, and ${this.deps.prefix}${spec.name} needs the ${spec.level} level ` +
+      `(power level ${thresholds[spec.level]}): the ✅ does not count, nothing was done.`;
+    await answer.question.edit(concat(text));
+    throw new Refusal(text);
   }
 
   private unknownCommand(name: string): Message {
@@ -271,6 +369,6 @@ export class Dispatcher {
     const names = table.flatMap((c) => [c.name, ...(c.aliases ?? [])]);
     const guess = nearest(name, names);
     const suggestion = guess !== undefined ? concat(" Did you mean ", code(prefix + (findCommand(table, guess)?.name ?? guess)), "?") : "";
-    return concat("I don't know the command ", code(prefix + name), ".", suggestion, " ", code(`${prefix}help`), " lists what I can do.");
+    return concat("I don't know the command ", code(clipQuote(prefix + name, 40)), ".", suggestion, " ", code(`${prefix}help`), " lists what I can do.");
   }
 }

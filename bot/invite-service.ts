@@ -109,7 +109,7 @@ export class InviteService {
         return {
           invite: record,
           link,
-          qr: { name: `invite-${record.id}.png`, mimetype: "image/png", data: png.data, image: { width: png.width, height: png.height } },
+          qr: { name: `invite-${record.id}.png`, mimetype: "image/png", data: png.data, image: { width: png.width, height: png.height }, qr: link },
         };
       },
       active: () => activeInvites(db, clan, clock.now()),

@@ -106,7 +106,8 @@ export interface Schedule extends NewSchedule {
 /** A cron expression and time zone, checked: the normalized forms and the next runs, or why not. */
 export type ScheduleCheck =
   | { readonly ok: true; readonly cron: string; readonly timeZone: string; readonly next: readonly number[] }
-  | { readonly ok: false; readonly reason: string };
+  /** `tooOften`: the expression is fine, but runs closer together than backup.minInterval allows (refused, not bad input). */
+  | { readonly ok: false; readonly reason: string; readonly tooOften?: boolean };
 
 /** A clan's backup schedules, run by the bot's one scheduler. */
 export interface Schedules {

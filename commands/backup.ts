@@ -2,7 +2,7 @@ import { formatArchives, formatBackupStatus, formatBackupSummaries, MAX_LIST } f
 import type { BackupState } from "./backup-types.ts";
 import { SAFE_NAME } from "./deploy-types.ts";
 import { resolveMachine } from "./deploy-targets.ts";
-import { Refusal, ReportedFailure, UserError } from "./errors.ts";
+import { BadInput, Refusal, ReportedFailure } from "./errors.ts";
 import { ago, type Message } from "./format.ts";
 import { statusMessage } from "./status-message.ts";
 import type { CommandContext, CommandInput, CommandSpec, FlagSpec } from "./types.ts";
@@ -18,7 +18,7 @@ export const PROVIDER_FLAG: FlagSpec = {
 export function providerOf(input: CommandInput): string | undefined {
   const provider = input.flags["provider"] as string | undefined;
   if (provider !== undefined && !SAFE_NAME.test(provider)) {
-    throw new UserError(`'${provider.slice(0, 60)}' is not a backup provider's name (such as borgbackup or localbackup).`);
+    throw new BadInput(`'${provider.slice(0, 60)}' is not a backup provider's name (such as borgbackup or localbackup).`);
   }
   return provider;
 }
@@ -56,6 +56,7 @@ export const backupCommand: CommandSpec = {
 
 export const backupsCommand: CommandSpec = {
   name: "backups",
+  readOnly: true,
   summary: "Lists a machine's backup archives, newest first; without a machine, each machine's last successful backup.",
   level: "viewer",
   args: [{ name: "machine", summary: "the machine whose archives to list (clan backups list)" }],

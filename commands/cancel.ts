@@ -1,6 +1,6 @@
 import { BACKUP_ENDS } from "./backup-types.ts";
 import { FINAL_PHASES } from "./deploy-types.ts";
-import { Refusal, UserError } from "./errors.ts";
+import { BadInput, Refusal, UserError } from "./errors.ts";
 import { concat, type Message } from "./format.ts";
 import { allows } from "./levels.ts";
 import type { CommandContext, CommandSpec } from "./types.ts";
@@ -56,7 +56,7 @@ export const cancelCommand: CommandSpec = {
     const { runs, machine } = targets(stoppables(ctx), word);
     if (!runs.length) {
       const recent = `${ctx.prefix}deploys and ${ctx.prefix}backups show recent ones.`;
-      throw new UserError(
+      throw new BadInput(
         machine !== undefined
           ? `No deploy or backup of '${machine.slice(0, 60)}' is running or queued. ${recent}`
           : `Nothing with id ${word} is running or queued. ${recent}`,

@@ -12,6 +12,7 @@ const PHASE_MARK: Record<MachineRun["phase"], string> = {
   "timed-out": "⏱️",
   skipped: "⏭️",
   interrupted: "⚠️",
+  "reboot-needed": "🔁",
 };
 
 /** What a deploy-like run is called in titles: "Deploy #42", "Rollback #43". */
@@ -28,6 +29,7 @@ function ordinal(n: number): string {
 export function waitingText(w: Waiting | undefined, now: number): string {
   if (w?.kind === "machine") return `queued, ${ordinal(w.position)} behind #${w.deployId} by ${w.sender} (${w.activity} since ${ago(w.since, now)})`;
   if (w?.kind === "slot") return `waiting for a free slot (${w.running} running)`;
+  if (w?.kind === "preparation") return `waiting for clan's preparation (vars, inventory) in ${w.machine}'s run`;
   return "queued";
 }
 
@@ -63,6 +65,8 @@ function machineLine(run: MachineRun, s: DeployState, now: number): Message {
       return concat(mark, " ", name, `: skipped, ${run.note ?? "not deployed"}`);
     case "interrupted":
       return concat(mark, " ", name, ": interrupted");
+    case "reboot-needed":
+      return concat(mark, " ", name, `: switched at next boot: reboot needed (built and registered in ${took}; switch inhibitors kept it from switching live)`);
   }
 }
 
@@ -75,7 +79,7 @@ const RESULT_TEXT: Record<Exclude<DeployResult, "running">, string> = {
 };
 
 /** The one status message of a deploy, as it stands. */
-export function formatDeployStatus(s: DeployState, now: number): Message {
+export function formatDeployStatus(s: DeployState, now: number, prefix = "!"): Message {
   const what = KIND_TITLE[s.kind];
   const names = s.machines.map((m) => m.machine);
   const head = concat(
@@ -92,6 +96,18 @@ export function formatDeployStatus(s: DeployState, now: number): Message {
     parts.push(concat(`${RESULT_TEXT[s.result]}${by} after ${took}${counts}.`));
     for (const m of s.machines) {
       if (m.tail.length) parts.push(concat(`Last lines from ${m.machine}:`), codeBlock(m.tail.join("\n")));
+    }
+    const reboot = s.machines.filter((m) => m.phase === "reboot-needed").map((m) => m.machine);
+    if (reboot.length) {
+      parts.push(
+        concat(
+          `🔁 ${reboot.join(", ")} ${reboot.length === 1 ? "runs" : "run"} the old system until ${reboot.length === 1 ? "it reboots" : "they reboot"}: `,
+          "critical parts changed (switch inhibitors), so clan made the new system the boot default instead of switching live. An admin can ",
+          code(`${prefix}reboot ${reboot[0]}`),
+          reboot.length > 1 ? " (one machine at a time)" : "",
+          ".",
+        ),
+      );
     }
     if (s.result !== "ok") parts.push(concat("The whole log is attached."));
   }

@@ -1,4 +1,4 @@
-import { UserError } from "./errors.ts";
+import { BadInput } from "./errors.ts";
 import { clip, notInLastRead, unknownMachine, unknownTag } from "./targets-format.ts";
 import type { CommandContext, Machine } from "./types.ts";
 
@@ -12,6 +12,7 @@ export interface Targets {
 }
 
 const TAG = "tag:";
+const MAX_PROBLEMS = 5;
 
 /**
  * Turns `laptop nas`, `tag:servers` or `all` into machine names, checked against the clan's
@@ -20,10 +21,14 @@ const TAG = "tag:";
  * process for seconds. `!refresh` reads a changed flake. Nothing that is not in the inventory comes out of here.
  */
 export async function resolveTargets(ctx: CommandContext, words: readonly string[]): Promise<Targets> {
-  if (!words.length) throw new UserError("Name the machines: a machine name, tag:<tag>, or all.");
+  if (!words.length) throw new BadInput("Name the machines: a machine name, tag:<tag>, or all.");
   const inventory = await ctx.clan.machines(ctx.signal);
-  const problems = words.map((w) => unknownWord(w, inventory)).filter((p): p is string => p !== undefined);
-  if (problems.length) throw new UserError([...problems, notInLastRead(ctx.prefix)].join("\n"));
+  const problems = [...new Set(words.map((w) => unknownWord(w, inventory)).filter((p): p is string => p !== undefined))];
+  // 500 unknown names get a readable answer: the first few, and how many more.
+  if (problems.length) {
+    const more = problems.length > MAX_PROBLEMS ? `\n… and ${problems.length - MAX_PROBLEMS} more names that are not machines or tags here.` : "";
+    throw new BadInput([...problems.slice(0, MAX_PROBLEMS), notInLastRead(ctx.prefix)].join("\n").replace(/\n([^\n]*)$/, `${more}\n$1`));
+  }
 
   const chosen = new Set(words.flatMap((w) => machinesOf(inventory, w)));
   const named = new Set(words.filter((w) => w !== "all" && !w.startsWith(TAG)));
@@ -39,9 +44,9 @@ export function machinesOf(inventory: readonly Machine[], word: string): string[
 
 /** One machine name, checked against the inventory as last read (see resolveTargets). */
 export async function resolveMachine(ctx: CommandContext, word: string): Promise<string> {
-  if (word === "all" || word.startsWith(TAG)) throw new UserError(`Name one machine here, not '${clip(word)}'.`);
+  if (word === "all" || word.startsWith(TAG)) throw new BadInput(`Name one machine here, not '${clip(word)}'.`);
   const problem = unknownWord(word, await ctx.clan.machines(ctx.signal));
-  if (problem) throw new UserError(`${problem}\n${notInLastRead(ctx.prefix)}`);
+  if (problem) throw new BadInput(`${problem}\n${notInLastRead(ctx.prefix)}`);
   return word;
 }
 

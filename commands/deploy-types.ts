@@ -47,11 +47,16 @@ export type MachinePhase =
   | "cancelled"
   | "timed-out"
   | "skipped"
-  | "interrupted";
+  | "interrupted"
+  | "reboot-needed";
 
-export type FinalPhase = "done" | "failed" | "cancelled" | "timed-out" | "skipped" | "interrupted";
+/**
+ * reboot-needed: clan built and registered the new system for the next boot, but switch inhibitors
+ * (critical components such as dbus changed) kept it from switching live: a reboot finishes it.
+ */
+export type FinalPhase = "done" | "failed" | "cancelled" | "timed-out" | "skipped" | "interrupted" | "reboot-needed";
 
-export const FINAL_PHASES: ReadonlySet<MachinePhase> = new Set<FinalPhase>(["done", "failed", "cancelled", "timed-out", "skipped", "interrupted"]);
+export const FINAL_PHASES: ReadonlySet<MachinePhase> = new Set<FinalPhase>(["done", "failed", "cancelled", "timed-out", "skipped", "interrupted", "reboot-needed"]);
 
 /**
  * Why a queued machine waits: another run (a deploy, a backup) holds the machine, or every slot is
@@ -66,7 +71,9 @@ export type Waiting =
       readonly since: number;
       readonly activity: string;
     }
-  | { readonly kind: "slot"; readonly running: number };
+  | { readonly kind: "slot"; readonly running: number }
+  /** Behind the clan's shared preparation (vars generators, inventory migrations), which `machine`'s process does first. */
+  | { readonly kind: "preparation"; readonly machine: string };
 
 export interface MachineRun {
   readonly machine: string;
@@ -108,6 +115,8 @@ export interface DeployRequest {
   readonly kind: DeployKind;
   readonly sender: string;
   readonly machines: readonly string[];
+  /** For a rollback: the generation to switch to (default: the previous one). */
+  readonly generation?: number;
   /** For an install: where to. */
   readonly install?: InstallSource;
   /** For a restore: what to put back. */

@@ -2,7 +2,7 @@ import { confirmFirst } from "./confirm-first.ts";
 import { formatDeployStatus, describeLock } from "./deploy-format.ts";
 import type { DeployKind, DeployRequest, DeployState } from "./deploy-types.ts";
 import { resolveTargets } from "./deploy-targets.ts";
-import { Refusal, ReportedFailure, UserError } from "./errors.ts";
+import { BadInput, Refusal, ReportedFailure } from "./errors.ts";
 import { bold, concat, type Message } from "./format.ts";
 import { statusMessage } from "./status-message.ts";
 import type { CommandContext, CommandSpec } from "./types.ts";
@@ -35,9 +35,9 @@ export async function runDeploy(
   ctx: CommandContext,
   kind: DeployKind,
   machines: readonly string[],
-  source: Pick<DeployRequest, "install" | "restore"> = {},
+  source: Pick<DeployRequest, "install" | "restore" | "generation"> = {},
 ): Promise<DeployState> {
-  const status = statusMessage(ctx, formatDeployStatus);
+  const status = statusMessage(ctx, (s: DeployState, now: number) => formatDeployStatus(s, now, ctx.prefix));
   const request: DeployRequest = { id: ctx.runId, kind, sender: ctx.sender.id, machines, ...source };
   const running = await ctx.deploys.start(request, status.onChange);
   // Packed and posted beside the final edit, which may wait for its 2 s gap (both after ✅/❌).
@@ -52,6 +52,37 @@ export async function runDeploy(
   return status.follow(running, () => void ctx.deploys.cancel(ctx.runId, "the bot shutting down"), attach);
 }
 
+const NO_ROUTE = "no inventory deploy.targetHost, no clan network has it as a peer, no clan.core.networking.targetHost";
+
+/**
+ * Machines picked by `all` or a tag are the ones clan itself would update: those that must be
+ * updated by name (`requireExplicitUpdate`) are left out, and so are those clan has no way to
+ * reach (no inventory target, no network route, no configured targetHost), which clan would pick
+ * and fail. A machine named on its own that clan cannot reach is refused.
+ */
+export async function leaveOut(ctx: CommandContext, machines: readonly string[], named: ReadonlySet<string>): Promise<{ machines: string[]; note: Message | undefined }> {
+  const plan = await ctx.clan.updatePlan?.(ctx.signal);
+  if (!plan) return { machines: [...machines], note: undefined };
+  const namedUnreachable = machines.filter((m) => named.has(m) && plan.noRoute.has(m));
+  if (namedUnreachable.length) {
+    const one = namedUnreachable.length === 1;
+    throw new Refusal(`${namedUnreachable.join(", ")} ${one ? "has" : "have"} no way to be reached, so clan cannot deploy ${one ? "it" : "them"}: ${NO_ROUTE}. Nothing was deployed.`);
+  }
+  const explicit = machines.filter((m) => !named.has(m) && plan.explicitOnly.has(m));
+  const unreachable = machines.filter((m) => !named.has(m) && !plan.explicitOnly.has(m) && plan.noRoute.has(m));
+  const kept = machines.filter((m) => !explicit.includes(m) && !unreachable.includes(m));
+  const said: string[] = [];
+  if (explicit.length) said.push(`Left out, as clan does: ${explicit.join(", ")} (requireExplicitUpdate: deploy ${explicit.length === 1 ? "it" : "them"} by name).`);
+  if (unreachable.length) {
+    said.push(
+      `Skipped: ${unreachable.join(", ")}: no way to reach ${unreachable.length === 1 ? "it" : "them"} ` +
+        `(${NO_ROUTE}).`,
+    );
+  }
+  if (!kept.length) throw new Refusal(`${said.join(" ")} Nothing is left to deploy.`);
+  return { machines: kept, note: said.length ? concat(`⏭️ ${said.join(" ")}`) : undefined };
+}
+
 export const deployCommand: CommandSpec = {
   name: "deploy",
   summary: "Deploys machines: their NixOS configuration from the clan flake, with live progress and the log.",
@@ -63,8 +94,15 @@ export const deployCommand: CommandSpec = {
     "or all, asks you to confirm with ✅ first. Cancel with !cancel <id|machine>; see past deploys with !deploys.",
   async run(ctx, input): Promise<Message | void> {
     const kind: DeployKind = input.flags["dry-run"] === true ? "dry-run" : "switch";
-    const { machines, all, named } = await resolveTargets(ctx, input.args);
-    if (!machines.length) throw new UserError("No machine matches that.");
+    const picked = await resolveTargets(ctx, input.args);
+    const { all, named } = picked;
+    let machines = picked.machines;
+    if (!machines.length) throw new BadInput("No machine matches that.");
+    if (kind === "switch") {
+      const left = await leaveOut(ctx, machines, named);
+      machines = left.machines;
+      if (left.note) await ctx.reply(left.note);
+    }
     if (kind === "switch") {
       await checkLocks(ctx, machines, named);
       if (all || machines.length > ctx.deploys.confirmAbove) await askFirst(ctx, machines, all);

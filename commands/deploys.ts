@@ -5,6 +5,7 @@ import type { CommandSpec } from "./types.ts";
 
 export const deploysCommand: CommandSpec = {
   name: "deploys",
+  readOnly: true,
   summary: "Lists recent deploys: id, machines, who, when, revision, result, duration.",
   level: "viewer",
   args: [{ name: "machine", summary: "only deploys of this machine" }],

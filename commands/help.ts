@@ -1,4 +1,4 @@
-import { UserError } from "./errors.ts";
+import { BadInput } from "./errors.ts";
 import { bold, bulletList, code, concat, italic, lines, paragraphs, type Message } from "./format.ts";
 import { allows } from "./levels.ts";
 import { usage } from "./parse-input.ts";
@@ -76,6 +76,7 @@ export function findCommand(table: readonly CommandSpec[], name: string): Comman
 export function makeHelpCommand(table: () => readonly CommandSpec[]): CommandSpec {
   return {
     name: "help",
+    readOnly: true,
     aliases: ["commands"],
     summary: "Lists the commands you may use, or explains one.",
     level: "viewer",
@@ -85,7 +86,7 @@ export function makeHelpCommand(table: () => readonly CommandSpec[]): CommandSpe
       const [name] = input.args;
       if (name === undefined) return helpOverview(table(), ctx.sender.level, ctx.prefix, ctx.thresholds);
       const spec = findCommand(table(), name.replace(/^!/, ""));
-      if (!spec) throw new UserError(`There is no command '${name}'. ${ctx.prefix}help lists them all.`);
+      if (!spec) throw new BadInput(`There is no command '${name}'. ${ctx.prefix}help lists them all.`);
       return describeCommand(spec, ctx.prefix, ctx.thresholds, spec.helpNote?.(ctx));
     },
   };

@@ -1,3 +1,4 @@
+import { clipQuote } from "./answer-size.ts";
 import { ago, code, concat, formatDuration, paragraphs, table, type Message } from "./format.ts";
 import type { AuditEntry, AuditResult, CommandSpec } from "./types.ts";
 
@@ -6,6 +7,7 @@ const RESULT_MARK: Record<AuditResult, string> = {
   ok: "✅ ok",
   failed: "❌ failed",
   error: "❌ error",
+  invalid: "❓ bad input",
   refused: "⛔ refused",
   limited: "⛔ too many",
   expired: "⛔ too old",
@@ -17,7 +19,7 @@ export function formatHistory(entries: readonly AuditEntry[], now: number): Mess
   const rows = entries.map((e) => [
     `#${e.id}`,
     e.sender,
-    code(e.line),
+    code(clipQuote(e.line, 80)),
     ago(e.startedAt, now),
     RESULT_MARK[e.result],
     e.finishedAt === undefined ? "" : formatDuration(e.finishedAt - e.startedAt),
@@ -30,14 +32,16 @@ export function formatHistory(entries: readonly AuditEntry[], now: number): Mess
 
 export const historyCommand: CommandSpec = {
   name: "history",
+  readOnly: true,
   summary: "Shows the last commands run in this clan: who, what, when, result, duration.",
   level: "viewer",
   args: [],
   flags: [{ name: "limit", type: "integer", placeholder: "n", summary: "how many to show (default 10, at most 50)" }],
   async run(ctx, input) {
     const limit = (input.flags["limit"] as number | undefined) ?? 10;
-    const entries = await ctx.store.recentCommands(Math.min(Math.max(limit, 1), 50));
-    // The history command itself is running: leave it out, it says nothing yet.
-    return formatHistory(entries.filter((e) => e.id !== ctx.runId), ctx.clock.now());
+    const wanted = Math.min(Math.max(limit, 1), 50);
+    // The history command itself is running: leave it out (it says nothing yet), and read one more so it takes no place.
+    const entries = await ctx.store.recentCommands(wanted + 1);
+    return formatHistory(entries.filter((e) => e.id !== ctx.runId).slice(0, wanted), ctx.clock.now());
   },
 };

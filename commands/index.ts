@@ -3,6 +3,7 @@ import { cancelCommand } from "./cancel.ts";
 import { deployCommand } from "./deploy.ts";
 import { deploysCommand } from "./deploys.ts";
 import { makeHelpCommand } from "./help.ts";
+import { generationsCommand } from "./generations.ts";
 import { historyCommand } from "./history.ts";
 import { installCommand } from "./install.ts";
 import { inviteCommand, invitesCommand, revokeCommand } from "./invite.ts";
@@ -33,6 +34,7 @@ export const commandTable: readonly CommandSpec[] = [
   statusCommand,
   rebootCommand,
   rollbackCommand,
+  generationsCommand,
   installCommand,
   backupCommand,
   backupsCommand,

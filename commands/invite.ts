@@ -1,4 +1,4 @@
-import { Refusal, UserError } from "./errors.ts";
+import { BadInput, Refusal, UserError } from "./errors.ts";
 import { concat, formatDuration, type Message } from "./format.ts";
 import { formatInviteCreated, formatInvites, noPublicUrlText } from "./invite-format.ts";
 import { DEFAULT_INVITE_VALIDITY_MS, MAX_INVITE_VALIDITY_MS } from "./invite-types.ts";
@@ -27,20 +27,20 @@ export const inviteCommand: CommandSpec = {
     const { uses, expires, note } = input.flags as { uses?: number; expires?: number; note?: string };
     if (user !== undefined) {
       if (uses !== undefined || expires !== undefined || note !== undefined) {
-        throw new UserError("--uses, --expires and --note are for join codes; a Matrix user is invited at once.");
+        throw new BadInput("--uses, --expires and --note are for join codes; a Matrix user is invited at once.");
       }
       const checked = checkMatrixUserId(user);
-      if (!checked.ok) throw new UserError(checked.reason);
+      if (!checked.ok) throw new BadInput(checked.reason);
       await ctx.invites.inviteUser(checked.userId, ctx.sender);
       return concat(`📨 ${checked.userId} is invited to this room.`);
     }
-    if (!ctx.invites.publicUrl) throw new UserError(noPublicUrlText(ctx.prefix));
-    if (uses !== undefined && (uses < 1 || uses > MAX_USES)) throw new UserError(`--uses must be between 1 and ${MAX_USES}.`);
+    if (uses !== undefined && (uses < 1 || uses > MAX_USES)) throw new BadInput(`--uses must be between 1 and ${MAX_USES}.`);
     const validFor = expires ?? DEFAULT_INVITE_VALIDITY_MS;
     if (validFor > MAX_INVITE_VALIDITY_MS) {
-      throw new UserError(`A join code is valid for at most ${formatDuration(MAX_INVITE_VALIDITY_MS)}; make a new one when it runs out.`);
+      throw new BadInput(`A join code is valid for at most ${formatDuration(MAX_INVITE_VALIDITY_MS)}; make a new one when it runs out.`);
     }
-    if (note !== undefined && note.length > MAX_NOTE) throw new UserError(`--note is at most ${MAX_NOTE} characters.`);
+    if (note !== undefined && note.length > MAX_NOTE) throw new BadInput(`--note is at most ${MAX_NOTE} characters.`);
+    if (!ctx.invites.publicUrl) throw new Refusal(noPublicUrlText(ctx.prefix));
     const created = await ctx.invites.create({ creator: ctx.sender, uses: uses ?? 1, validForMs: validFor, note: note?.trim() || undefined });
     await ctx.reply(formatInviteCreated(created.invite, created.link, ctx.clock.now(), ctx.prefix));
     await ctx.replyFile(created.qr);
@@ -49,6 +49,7 @@ export const inviteCommand: CommandSpec = {
 
 export const invitesCommand: CommandSpec = {
   name: "invites",
+  readOnly: true,
   summary: "Lists the active join codes: id, who made it, note, uses left, expiry.",
   level: "operator",
   args: [],
@@ -66,10 +67,10 @@ export const revokeCommand: CommandSpec = {
   flags: [],
   async run(ctx, input): Promise<Message> {
     const typed = (input.args[0] as string).replace(/^#/, "");
-    if (!/^[0-9]{1,15}$/.test(typed)) throw new UserError(`'${input.args[0]}' is not a join code id; ${ctx.prefix}invites lists them.`);
+    if (!/^[0-9]{1,15}$/.test(typed)) throw new BadInput(`'${input.args[0]}' is not a join code id; ${ctx.prefix}invites lists them.`);
     const id = Number(typed);
     const held = (await ctx.invites.active()).find((i) => i.id === id);
-    if (!held) throw new UserError(`There is no active join code #${id} in this clan; ${ctx.prefix}invites lists them.`);
+    if (!held) throw new BadInput(`There is no active join code #${id} in this clan; ${ctx.prefix}invites lists them.`);
     if (held.creator !== ctx.sender.id && !allows(ctx.sender.level, "admin")) {
       throw new Refusal(`Join code #${id} was made by ${held.creator}; only they or an admin (power level ${ctx.thresholds.admin}) can revoke it.`);
     }

@@ -1,6 +1,6 @@
 import { describeLock, formatLocks } from "./deploy-format.ts";
 import { resolveMachine } from "./deploy-targets.ts";
-import { Refusal, UserError } from "./errors.ts";
+import { BadInput, Refusal, UserError } from "./errors.ts";
 import { concat, formatDuration, type Message } from "./format.ts";
 import { allows } from "./levels.ts";
 import type { CommandSpec } from "./types.ts";
@@ -21,7 +21,7 @@ export const lockCommand: CommandSpec = {
   async run(ctx, input): Promise<Message> {
     const machine = await resolveMachine(ctx, input.args[0] as string);
     const forMs = (input.flags["for"] as number | undefined) ?? DEFAULT_LOCK_MS;
-    if (forMs > MAX_LOCK_MS) throw new UserError(`A lock lasts at most ${formatDuration(MAX_LOCK_MS)}; renew it when it runs out.`);
+    if (forMs > MAX_LOCK_MS) throw new BadInput(`A lock lasts at most ${formatDuration(MAX_LOCK_MS)}; renew it when it runs out.`);
     const reason = input.args.slice(1).join(" ").trim().slice(0, 200) || undefined;
     const now = ctx.clock.now();
     const r = await ctx.deploys.lock({ machine, holder: ctx.sender.id, reason, since: now, until: now + forMs });
@@ -54,6 +54,7 @@ export const unlockCommand: CommandSpec = {
 
 export const locksCommand: CommandSpec = {
   name: "locks",
+  readOnly: true,
   summary: "Shows which machines are locked, by whom, why and until when.",
   level: "viewer",
   args: [],

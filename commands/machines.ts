@@ -17,6 +17,7 @@ export function formatMachines(clanName: string, machines: readonly Machine[]): 
 
 export const machinesCommand: CommandSpec = {
   name: "machines",
+  readOnly: true,
   aliases: ["ls"],
   summary: "Lists the clan's machines with their tags and target hosts.",
   level: "viewer",

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
+import { clipQuote } from "./answer-size.ts";
 import { parseDuration } from "./duration.ts";
-import { UserError } from "./errors.ts";
+import { BadInput, UserError } from "./errors.ts";
 import { nearest } from "./suggest.ts";
 import type { CommandInput, CommandSpec, FlagSpec, FlagValue } from "./types.ts";
 
@@ -37,7 +38,7 @@ export function tokenize(line: string): string[] {
       inWord = true;
     }
   }
-  if (closing !== undefined) throw new UserError(`There is an unclosed quote in \`${line}\`: add the closing ${closing}.`);
+  if (closing !== undefined) throw new BadInput(`There is an unclosed quote in \`${clipQuote(line)}\`: add the closing ${closing}.`);
   if (inWord) words.push(word);
   return words;
 }
@@ -60,7 +61,7 @@ export function selectSubcommand(spec: CommandSpec, words: readonly string[], pr
   const names = spec.subcommands.map((s) => subcommandWord(spec, s));
   const guess = nearest(word, names);
   const shown = first.length > 40 ? `${first.slice(0, 40)}…` : first;
-  throw new UserError(
+  throw new BadInput(
     `!${spec.name} has no subcommand '${shown}'; it has ${names.join(", ")}.` +
       (guess !== undefined ? ` Did you mean \`${prefix}${spec.name} ${guess}\`?` : ` \`${prefix}help ${spec.name}\` explains them.`),
   );
@@ -80,13 +81,16 @@ export function usage(spec: CommandSpec, prefix: string): string {
 
 function convert(spec: FlagSpec, raw: string, command: string): number | string {
   if (spec.type === "integer") {
-    if (!/^-?\d+$/.test(raw)) throw new UserError(`\`--${spec.name}\` of !${command} takes a whole number, not '${raw}'.`);
+    if (!/^-?\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
+      throw new BadInput(`\`--${spec.name}\` of !${command} takes a whole number, not '${clipQuote(raw, 40)}'.`);
+    }
     return Number(raw);
   }
   if (spec.type === "duration") {
     const ms = parseDuration(raw);
-    if (ms === undefined) {
-      throw new UserError(`\`--${spec.name}\` of !${command} takes a duration such as 30m, 2h or 1d, not '${raw}'.`);
+    // Zero is no duration anyone means: refused, never replaced by a default.
+    if (ms === undefined || ms <= 0 || !Number.isSafeInteger(ms)) {
+      throw new BadInput(`\`--${spec.name}\` of !${command} takes a duration such as 30m, 2h or 1d, not '${clipQuote(raw, 40)}'.`);
     }
     return ms;
   }
@@ -118,16 +122,16 @@ export function bindInput(spec: CommandSpec, words: readonly string[], line: str
     const flag = spec.flags.find((f) => f.name === token.name);
     if (!flag) {
       const known = spec.flags.length ? ` It takes ${spec.flags.map((f) => `--${f.name}`).join(", ")}.` : " It takes no flags.";
-      throw new UserError(`!${spec.name} has no flag \`${token.rawName}\`.${known} ${hint()}`);
+      throw new BadInput(`!${spec.name} has no flag \`${clipQuote(token.rawName, 40)}\`.${known} ${hint()}`);
     }
     if (flag.type === "boolean") {
-      if (token.value !== undefined) throw new UserError(`\`--${flag.name}\` is a switch and takes no value. ${hint()}`);
+      if (token.value !== undefined) throw new BadInput(`\`--${flag.name}\` is a switch and takes no value. ${hint()}`);
       seenBool.add(flag.name);
       continue;
     }
-    if (token.value === undefined) throw new UserError(`\`--${flag.name}\` needs a value. ${hint()}`);
+    if (token.value === undefined) throw new BadInput(`\`--${flag.name}\` needs a value. ${hint()}`);
     const values = raw.get(flag.name) ?? [];
-    if (values.length && !flag.multiple) throw new UserError(`\`--${flag.name}\` can be given only once.`);
+    if (values.length && !flag.multiple) throw new BadInput(`\`--${flag.name}\` can be given only once.`);
     raw.set(flag.name, [...values, token.value]);
   }
   const flags: Record<string, FlagValue> = {};
@@ -140,12 +144,13 @@ export function bindInput(spec: CommandSpec, words: readonly string[], line: str
   const required = spec.args.filter((a) => a.required);
   if (args.length < required.length) {
     const missing = required[args.length] as (typeof required)[number];
-    throw new UserError(`!${spec.name} needs ${missing.name} (${missing.summary}). ${hint()}`);
+    throw new BadInput(`!${spec.name} needs ${missing.name} (${missing.summary}). ${hint()}`);
   }
   const variadic = spec.args.at(-1)?.variadic === true;
   if (!variadic && args.length > spec.args.length) {
-    const extra = args.slice(spec.args.length).map((a) => `'${a}'`).join(", ");
-    throw new UserError(`!${spec.name} does not take ${extra}. ${hint()}`);
+    const rest = args.slice(spec.args.length);
+    const extra = rest.slice(0, 3).map((a) => `'${clipQuote(a, 40)}'`).join(", ") + (rest.length > 3 ? ` and ${rest.length - 3} more words` : "");
+    throw new BadInput(`!${spec.name} does not take ${extra}. ${hint()}`);
   }
   return { args, flags, line };
 }

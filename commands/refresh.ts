@@ -3,6 +3,7 @@ import type { CommandSpec } from "./types.ts";
 
 export const refreshCommand: CommandSpec = {
   name: "refresh",
+  readOnly: true,
   summary: "Reads the clan's inventory from the flake again, after the flake changed.",
   details:
     "The bot keeps what it read from the flake for a few minutes, because evaluating it takes time. " +

@@ -3,7 +3,7 @@ import { confirmFirst } from "./confirm-first.ts";
 import { SAFE_NAME } from "./deploy-types.ts";
 import { resolveMachine } from "./deploy-targets.ts";
 import { checkLocks, runDeploy } from "./deploy.ts";
-import { ReportedFailure, UserError } from "./errors.ts";
+import { BadInput, ReportedFailure } from "./errors.ts";
 import { bold, code, concat } from "./format.ts";
 import { nearest } from "./suggest.ts";
 import type { CommandSpec } from "./types.ts";
@@ -31,13 +31,13 @@ export const restoreCommand: CommandSpec = {
     const archive = input.args[1] as string;
     const provider = providerOf(input) ?? DEFAULT_RESTORE_PROVIDER;
     const service = input.flags["service"] as string | undefined;
-    if (service !== undefined && !SAFE_NAME.test(service)) throw new UserError(`'${service.slice(0, 60)}' is not a service's name.`);
+    if (service !== undefined && !SAFE_NAME.test(service)) throw new BadInput(`'${service.slice(0, 60)}' is not a service's name.`);
     await checkLocks(ctx, [machine], new Set([machine]), "Nothing was restored.");
     // Only an archive clan itself lists is ever passed on.
     const archives = await ctx.backups.archives(machine, provider, ctx.signal);
     if (!archives.includes(archive)) {
       const guess = nearest(archive, archives);
-      throw new UserError(
+      throw new BadInput(
         `${machine} has no archive '${archive.slice(0, 120)}' from ${provider}.${guess !== undefined ? ` Did you mean '${guess}'?` : ""} ` +
           `${ctx.prefix}backups ${machine}${provider !== DEFAULT_RESTORE_PROVIDER ? ` --provider ${provider}` : ""} lists them.`,
       );

@@ -2,7 +2,7 @@ import { PROVIDER_FLAG, providerOf } from "./backup.ts";
 import { formatScheduleAdded, formatSchedules, targetText } from "./backup-format.ts";
 import { NOTIFY, type Notify } from "./backup-types.ts";
 import { resolveTargets } from "./deploy-targets.ts";
-import { UserError } from "./errors.ts";
+import { BadInput, Refusal } from "./errors.ts";
 import { code, concat, type Message } from "./format.ts";
 import type { CommandSpec } from "./types.ts";
 
@@ -28,14 +28,17 @@ export const scheduleCommand: CommandSpec = {
     "had no successful backup for backup.maxAge gets one alert. !schedules lists schedules; !unschedule <id> removes one.",
   async run(ctx, input): Promise<Message> {
     const [what, target] = input.args as [string, string];
-    if (what !== "backup") throw new UserError(`Only backups can be scheduled, not '${what.slice(0, 40)}'. For example: ${ctx.prefix}${EXAMPLE}`);
+    if (what !== "backup") throw new BadInput(`Only backups can be scheduled, not '${what.slice(0, 40)}'. For example: ${ctx.prefix}${EXAMPLE}`);
     const { machines } = await resolveTargets(ctx, [target]);
-    if (!machines.length) throw new UserError(`'${target}' picks no machine now.`);
+    if (!machines.length) throw new BadInput(`'${target}' picks no machine now.`);
     const notify = (input.flags["notify"] as string | undefined) ?? "always";
-    if (!NOTIFY.includes(notify as Notify)) throw new UserError(`--notify takes always or failures, not '${notify.slice(0, 40)}'.`);
+    if (!NOTIFY.includes(notify as Notify)) throw new BadInput(`--notify takes always or failures, not '${notify.slice(0, 40)}'.`);
     const provider = providerOf(input);
     const check = ctx.schedules.check(input.args.slice(2).join(" "), input.flags["tz"] as string | undefined);
-    if (!check.ok) throw new UserError(`I cannot use that schedule: ${check.reason}. For example: ${ctx.prefix}${EXAMPLE}`);
+    if (!check.ok) {
+      const text = `I cannot use that schedule: ${check.reason}. For example: ${ctx.prefix}${EXAMPLE}`;
+      throw check.tooOften ? new Refusal(text) : new BadInput(text);
+    }
     const schedule = await ctx.schedules.add({
       target,
       cron: check.cron,
@@ -50,6 +53,7 @@ export const scheduleCommand: CommandSpec = {
 
 export const schedulesCommand: CommandSpec = {
   name: "schedules",
+  readOnly: true,
   summary: "Lists the clan's backup schedules and when each runs next.",
   level: "viewer",
   args: [],
@@ -68,9 +72,9 @@ export const unscheduleCommand: CommandSpec = {
   async run(ctx, input): Promise<Message> {
     const word = input.args[0] as string;
     const id = /^#?(\d{1,15})$/.exec(word)?.[1];
-    if (id === undefined) throw new UserError(`'${word.slice(0, 40)}' is not a schedule id; ${ctx.prefix}schedules lists them.`);
+    if (id === undefined) throw new BadInput(`'${word.slice(0, 40)}' is not a schedule id; ${ctx.prefix}schedules lists them.`);
     const removed = await ctx.schedules.remove(Number(id));
-    if (!removed) throw new UserError(`This clan has no schedule #${id}; ${ctx.prefix}schedules lists them.`);
+    if (!removed) throw new BadInput(`This clan has no schedule #${id}; ${ctx.prefix}schedules lists them.`);
     return concat(`🗑️ Schedule #${removed.id} is removed: backups of ${targetText(removed.target)} at `, code(removed.cron), ` (${removed.timeZone}).`);
   },
 };

@@ -59,7 +59,7 @@ function drift(s: Extract<MachineStatus, { ok: true }>): Piece {
 }
 
 /** `!status`: one table, then what went wrong where, and what to do about changed host keys. */
-export function formatStatus(statuses: readonly MachineStatus[], prefix: string): Message {
+export function formatStatus(statuses: readonly MachineStatus[], prefix: string, stateVersions: Readonly<Record<string, string>> = {}): Message {
   const rows = statuses.map((s): Piece[] => {
     if (!s.ok) return [bold(s.machine), PROBLEM_STATE[s.problem], "", "", "", "", "", "", ""];
     const h = s.health;
@@ -67,7 +67,7 @@ export function formatStatus(statuses: readonly MachineStatus[], prefix: string)
       bold(s.machine),
       "🟢 up",
       h.uptimeSeconds !== undefined ? formatDuration(h.uptimeSeconds * 1000) : "?",
-      shortVersion(h.nixosVersion),
+      stateVersions[s.machine] ? `${shortVersion(h.nixosVersion)}, state ${stateVersions[s.machine]}` : shortVersion(h.nixosVersion),
       concat(code(shortStorePath(h.currentSystem)), h.generation !== undefined ? ` gen ${h.generation}` : ""),
       h.rebootPending ? "⚠️ pending" : "no",
       h.failedUnits.length ? `⚠️ ${failed(h.failedUnits)}` : "none",
@@ -94,6 +94,16 @@ export function formatStatus(statuses: readonly MachineStatus[], prefix: string)
     );
   }
   if (problems.some((p) => p.problem === "auth")) parts.push(concat("🚫 My key is not authorized there: ", code(`${prefix}sshkey`), " shows it and how to add it."));
+  const reboot = statuses.filter((s) => s.ok && s.health.rebootPending).map((s) => s.machine);
+  if (reboot.length) {
+    parts.push(
+      concat(
+        `🔁 ${reboot.join(", ")} ${reboot.length === 1 ? "has" : "have"} a new system waiting for the next boot. An admin can `,
+        code(`${prefix}reboot ${reboot[0]}`),
+        " to start it.",
+      ),
+    );
+  }
   const pinned = statuses.filter((s) => s.ok && s.pinnedNow).map((s) => s.machine);
   if (pinned.length) parts.push(concat(`🔑 First contact with ${pinned.join(", ")}: I pinned ${pinned.length === 1 ? "its host key" : "their host keys"}.`));
   return paragraphs(...parts);

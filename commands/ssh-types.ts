@@ -15,7 +15,10 @@ export interface MachineHealth {
   /** `system-42-link` → 42. */
   readonly generation: number | undefined;
   readonly bootId: string | undefined;
+  /** The running system differs from the booted one, or the next boot starts another (the profile's). */
   readonly rebootPending: boolean;
+  /** Where /nix/var/nix/profiles/system points: what the next boot starts. */
+  readonly nextBootSystem?: string | undefined;
   readonly failedUnits: readonly string[];
   readonly rootDisk: { readonly sizeKiB: number; readonly usedKiB: number; readonly availKiB: number } | undefined;
 }
@@ -62,12 +65,17 @@ export interface SshMachines {
   reboot(machine: string, signal: AbortSignal, progress: (stage: "rebooting" | "waiting") => void): Promise<RebootReport>;
   /** Connects and pins the key the machine offers now. */
   trust(machine: string, signal: AbortSignal): Promise<TrustResult>;
-  /** The first of `addresses` where something answers with an SSH banner (the installer's port), in order. */
+  /**
+   * The first of `addresses` where something answers with an SSH banner (the installer's port):
+   * IPv4 first, then global IPv6, link-local IPv6 (unusable without its interface) last.
+   */
   firstAnswering(addresses: readonly string[], signal: AbortSignal): Promise<string | undefined>;
+  /** Whether the installer at `address` lets root in with the bot's key (any host key: an installer's is new at each boot). */
+  installerLogin(address: string, signal: AbortSignal): Promise<"accepted" | "refused" | "unreachable">;
   /** A reinstalled machine has a new host key: forget the pinned one. */
   forgetHostKey(machine: string): Promise<void>;
   /** The installer's QR code from a photo (JPEG, PNG) or its pasted JSON; never echoes the password. */
   readInstallerCode(content: ReplyContent): Promise<InstallerRead>;
   /** Checks `user@host:port` as typed; `text` is the address as it will be passed on. */
   parseTarget(text: string): { readonly text: string } | { readonly error: string };
-}
+  }

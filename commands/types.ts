@@ -58,6 +58,8 @@ export interface Attachment {
   readonly data: Uint8Array;
   /** Set for images: clients lay them out before downloading. */
   readonly image?: { readonly width: number; readonly height: number };
+  /** For an image of a QR code: the text it encodes, so that a terminal can draw the code itself. */
+  readonly qr?: string;
 }
 
 export interface Machine {
@@ -77,10 +79,36 @@ export interface ClanView {
    * flake again, which only `!refresh` asks for: names people type are checked against the last read.
    */
   machines(signal: AbortSignal, fresh?: boolean): Promise<Machine[]>;
+  /**
+   * What clan itself would do with an update without names: machines it leaves out
+   * (`requireExplicitUpdate`) and machines with no way to reach them (no inventory target, no
+   * network route, no configured targetHost), which clan would pick and fail.
+   */
+  updatePlan?(signal: AbortSignal): Promise<UpdatePlan>;
+  /** A machine's NixOS system generations, oldest first (`clan machines generations`). */
+  generations?(machine: string, signal: AbortSignal): Promise<Generation[]>;
+  /** Each machine's `system.stateVersion`, as the flake sets it. */
+  stateVersions?(signal: AbortSignal): Promise<Record<string, string>>;
 }
 
-/** `limited`: not run, the sender was over the command limit (answered once per window). */
-export type AuditResult = "running" | "ok" | "failed" | "refused" | "limited" | "expired" | "error" | "interrupted";
+export interface Generation {
+  readonly generation: number;
+  readonly current: boolean;
+  readonly date: string;
+  readonly nixosVersion: string;
+  readonly kernelVersion: string;
+}
+
+export interface UpdatePlan {
+  readonly explicitOnly: ReadonlySet<string>;
+  readonly noRoute: ReadonlySet<string>;
+}
+
+/**
+ * `invalid`: what was typed is not a command the bot can run (nothing was tried); `limited`: not run,
+ * the sender was over the command limit (answered once per window).
+ */
+export type AuditResult = "running" | "ok" | "failed" | "invalid" | "refused" | "limited" | "expired" | "error" | "interrupted";
 
 export interface AuditEntry {
   readonly id: number;
@@ -169,6 +197,11 @@ export interface CommandSpec {
   readonly level: Level;
   readonly args: readonly ArgSpec[];
   readonly flags: readonly FlagSpec[];
+  /**
+   * Changes nothing (no machine, no clan, nothing the bot keeps but its own caches): its answer is its
+   * outcome (no ✅; 👀 only while it takes more than a moment), and after a crash it is answered again.
+   */
+  readonly readOnly?: boolean;
   /** Extra lines for `!help <command>`. */
   readonly details?: string;
   /** What `!help <command>` adds about this bot's own set-up (which VM backend it found). */

@@ -9,7 +9,14 @@ export function describeBackend(b: VmBackendInfo, max: number, publicHost: strin
     b.kind === "clan"
       ? "VMs run with `clan vms run <machine> -p HOST:GUEST`"
       : "VMs are built with `nix build <flake>#nixosConfigurations.<machine>.config.system.build.vm` and run with its `bin/run-<hostName>-vm` (QEMU; ports forwarded through QEMU_NET_OPTS)";
-  return `On this bot's host, ${how}: ${b.why}. At most ${max} VMs at once; forwarded ports are reached at ${publicHost}.`;
+  const secrets =
+    b.kind === "nix"
+      ? " What such a VM has: the machine's configuration and packages, and its public clan vars (they are in the Nix store). " +
+        "What it has not: its secret clan vars (sops-nix decrypts them with the machine's own age key, which is not in the VM; " +
+        "clan's VM vars backend was removed in 26.05), so services needing a password, key or token fail to start there; nor the " +
+        "machine's SSH host key, nor its data: it starts from an empty disk."
+      : "";
+  return `On this bot's host, ${how}: ${b.why}. At most ${max} VMs at once; forwarded ports are reached at ${publicHost}.${secrets}`;
 }
 
 /** `http://host:8080 → 80`, or how to log in for SSH. */

@@ -49,6 +49,7 @@ const runCommand: CommandSpec = {
 
 const listCommand: CommandSpec = {
   name: "vm list",
+  readOnly: true,
   aliases: ["ls"],
   summary: "The running VMs: machine, who started them, since when, ports, memory.",
   level: "viewer",
@@ -81,6 +82,7 @@ const stopCommand: CommandSpec = {
 
 const logsCommand: CommandSpec = {
   name: "vm logs",
+  readOnly: true,
   aliases: ["log"],
   summary: "The last lines of a machine's VM output, and the whole log as a file.",
   level: "viewer",
@@ -98,6 +100,7 @@ const logsCommand: CommandSpec = {
 
 export const vmCommand: CommandSpec = {
   name: "vm",
+  readOnly: true,
   summary: "Runs VMs of the clan's machines on the bot's host: run, list, stop, logs.",
   level: "viewer",
   args: [],

@@ -3,6 +3,7 @@ import type { CommandSpec } from "./types.ts";
 
 export const whoamiCommand: CommandSpec = {
   name: "whoami",
+  readOnly: true,
   summary: "Shows who you are to the bot: your power level and what it allows.",
   level: "viewer",
   args: [],

@@ -163,12 +163,19 @@ export class BackupService implements Backups {
       }
       release = await this.slots.acquire(signal);
       run.waiting = undefined;
+      // The archives before, to tell whether the run made one: clan only starts the provider's job.
+      const before = await this.archives(machine, provider, signal).catch(() => undefined);
       const end = await this.create(run, machine, provider);
       if (end !== "ok") return await this.end(run, end);
       run.phase = "listing";
       this.emit(run);
       try {
-        run.archive = (await this.archives(machine, provider, signal))[0];
+        const newest = (await this.archives(machine, provider, signal))[0];
+        if (newest !== undefined && before?.includes(newest)) {
+          run.note = `no new archive appeared: the newest is still ${newest}, which was there before this run`;
+        } else if (newest === undefined) {
+          run.note = "no archive appeared: clan lists none for this machine";
+        } else run.archive = newest;
       } catch (err) {
         // The backup itself went through; only its name is unknown.
         run.note = `the backup ran, but listing the archives failed: ${err instanceof Error ? err.message : String(err)}`;

@@ -1,6 +1,7 @@
 import { formatDuration } from "../commands/format.ts";
 import type { Machine } from "../commands/types.ts";
 import { Slots } from "./machine-queue.ts";
+import { routesFromExports, type NetworkRoute } from "./clan-networks.ts";
 import { runProcess, startErrorReason, type RunOptions, type RunResult } from "./process-runner.ts";
 
 /** A clan CLI run that did not succeed, with a message a person can act on. */
@@ -29,6 +30,8 @@ export interface ClanCliOptions {
 
 const INVENTORY_MACHINES = "clanInternals.inventoryClass.inventorySerialization.machines";
 const CONFIGURED_TARGETS = "clanInternals.machines.*.*.config.clan.core.networking.targetHost";
+const EXPLICIT_UPDATE = "clanInternals.machines.*.*.config.clan.deployment.requireExplicitUpdate";
+const STATE_VERSIONS = "clanInternals.machines.*.*.config.system.stateVersion";
 
 interface InventoryMachine {
   name?: string;
@@ -120,13 +123,47 @@ export class ClanCli {
    * machines of every system at once; machines without one are left out.
    */
   async configuredTargets(flake: string, signal?: AbortSignal): Promise<Record<string, string>> {
-    const raw = await this.select(flake, CONFIGURED_TARGETS, "Reading the machines' target hosts", signal);
-    const found: Record<string, string> = {};
+    return this.perMachine(flake, CONFIGURED_TARGETS, "Reading the machines' target hosts", (v) => (typeof v === "string" && v ? v : undefined), signal);
+  }
+
+  /** Machines with `clan.deployment.requireExplicitUpdate`: clan leaves them out of an update without names. */
+  async explicitUpdateMachines(flake: string, signal?: AbortSignal): Promise<Set<string>> {
+    const found = await this.perMachine(flake, EXPLICIT_UPDATE, "Reading which machines must be updated by name", (v) => (v === true ? true : undefined), signal);
+    return new Set(Object.keys(found));
+  }
+
+  /** Each machine's `system.stateVersion`. */
+  async stateVersions(flake: string, signal?: AbortSignal): Promise<Record<string, string>> {
+    return this.perMachine(flake, STATE_VERSIONS, "Reading the machines' state versions", (v) => (typeof v === "string" && v ? v : undefined), signal);
+  }
+
+  /**
+   * The clan's network routes per machine, best first (`clan.?exports`, as clan's get_best_remote
+   * reads them). A clan without exports (older clans) has none.
+   */
+  async routes(flake: string, signal?: AbortSignal): Promise<Map<string, NetworkRoute[]>> {
+    const raw = await this.select(flake, "clan.?exports", "Reading the clan's networks", signal);
+    return routesFromExports(raw, async (h) => {
+      try {
+        const r = await this.run(flake, ["vars", "get", h.machine, h.var], "Reading a network address", { collectStdout: true, ...(signal ? { signal } : {}) });
+        return r.stdout;
+      } catch (err) {
+        if (err instanceof ClanCliError && err.kind === "failed") return undefined;
+        throw err;
+      }
+    });
+  }
+
+  /** One value per machine, read for all machines of every system at once; undefined values left out. */
+  private async perMachine<T>(flake: string, selector: string, purpose: string, value: (v: unknown) => T | undefined, signal?: AbortSignal): Promise<Record<string, T>> {
+    const raw = await this.select(flake, selector, purpose, signal);
+    const found: Record<string, T> = {};
     if (raw === null || typeof raw !== "object") return found;
     for (const perSystem of Object.values(raw as Record<string, unknown>)) {
       if (perSystem === null || typeof perSystem !== "object") continue;
-      for (const [machine, target] of Object.entries(perSystem as Record<string, unknown>)) {
-        if (typeof target === "string" && target) found[machine] = target;
+      for (const [machine, v] of Object.entries(perSystem as Record<string, unknown>)) {
+        const got = value(v);
+        if (got !== undefined) found[machine] = got;
       }
     }
     return found;

@@ -14,6 +14,9 @@ const PHASE_WORDS = ["cop", "switch-to-configuration", "nix-env", "activating"];
 const HINT = new RegExp(PHASE_WORDS.join("|"));
 const STORE_DIR = "/nix/store/";
 
+/** clan's words when switch inhibitors kept a deploy from switching live (clan_lib/machines/update.py). */
+export const INHIBITED_MARK = "was blocked by switch inhibitors";
+
 /** nixos-anywhere's last words when an install went through. */
 export const INSTALL_DONE_MARK = "### Done! ###";
 
@@ -21,7 +24,7 @@ export const INSTALL_DONE_MARK = "### Done! ###";
  * A line without any of these words can move no phase, names no store path and does not end an
  * install: it need not even be decoded.
  */
-export const TELLING_WORDS: readonly string[] = [...PHASE_WORDS, STORE_DIR, INSTALL_DONE_MARK];
+export const TELLING_WORDS: readonly string[] = [...PHASE_WORDS, STORE_DIR, INSTALL_DONE_MARK, INHIBITED_MARK];
 
 /** The phase after `line`, given the phase before it. */
 export function phaseAfter(current: MachinePhase, line: string): MachinePhase {

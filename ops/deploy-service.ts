@@ -60,13 +60,32 @@ export interface DeployServiceOptions {
   queue?: MachineQueue<MachineHolder>;
   env?: Record<string, string>;
   /** `!rollback` of a machine over SSH. */
-  rollback?: (machine: string, o: { signal: AbortSignal; timeoutMs: number; onLine: (line: string, stream: "stdout" | "stderr") => void }) => Promise<RollbackOutcome>;
+  rollback?: (machine: string, o: { signal: AbortSignal; timeoutMs: number; generation?: number; onLine: (line: string, stream: "stdout" | "stderr") => void }) => Promise<RollbackOutcome>;
   /** After a machine was installed (it has a new host key now). */
   afterInstall?: (machine: string) => Promise<void>;
+  /** How a dry run builds: `clan machines build` (clans since 2025-11; it knows the clan's vars) or a raw `nix build`. Default nix. */
+  dryRun?: "clan" | "nix";
+  /**
+   * The arguments that tell `clan machines update` how to reach a machine (route, the bot's key, the
+   * host keys it pinned). Default: clan's own route, `--host-key-check accept-new`.
+   */
+  updateReach?: (machine: string, signal: AbortSignal) => Promise<string[]>;
+  /** The bot's SSH private key, given to `clan machines install -i`: the current installer lets in keys only. */
+  installKeyFile?: string;
 }
+
+/** clan_lib/machines/update.py, when switch inhibitors block `switch-to-configuration switch` after `boot` went well. */
+const INHIBITED = /Live-switching '[^']*' was blocked by switch inhibitors/;
 
 /** How one machine's step ended, whatever ran it (a local process or a command over SSH). */
 type StepResult = Pick<RunResult, "exitCode" | "signal" | "timedOut" | "cancelled" | "startError" | "durationMs">;
+
+/**
+ * The first line of a machine's own work in `clan machines update`, after the work every process
+ * does for the whole clan (inventory migrations, the vars generators of all machines, their git
+ * commits): uploading the flake's source, the build, or the route clan found for it.
+ */
+const PREPARED = /copying path '[^']*' to '|\$ nix\b.* (copy|build|flake archive)\b|reachable via \S+ network|darwin-rebuild/;
 
 const WHAT: Record<DeployRequest["kind"], string> = { switch: "deploy", "dry-run": "dry run", rollback: "rollback", install: "install", restore: "restore" };
 
@@ -90,6 +109,8 @@ interface LiveMachine {
   generation?: number;
   /** An install printed nixos-anywhere's last step. */
   installDone?: boolean;
+  /** clan said switch inhibitors blocked the live switch (the new system is the boot default). */
+  inhibited?: boolean;
   note?: string;
   tail: OutputTail;
   abort: AbortController;
@@ -110,6 +131,11 @@ interface Job {
   onChange: (s: DeployState) => void;
   /** The job as the machines' lines see it. */
   holder: MachineHolder;
+  /**
+   * Several machines of one deploy: one clan process goes first and does the clan's shared
+   * preparation; the others start once it has moved on to its own machine.
+   */
+  gate?: { preparer?: string; opened: boolean; open: () => void; ready: Promise<void> };
 }
 
 /**
@@ -168,6 +194,12 @@ export class DeployService implements Deploys {
         },
       },
     };
+    if (request.kind === "switch" && request.machines.length > 1) {
+      let open = (): void => {};
+      const ready = new Promise<void>((resolve) => (open = resolve));
+      const gate: NonNullable<Job["gate"]> = { opened: false, ready, open: () => ((gate.opened = true), open()) };
+      job.gate = gate;
+    }
     this.jobs.set(request.id, job);
     const runs = [...job.machines.values()].map((m) => (m.settled = this.runMachine(job, m)));
     const done = Promise.all(runs).then(() => this.finish(job));
@@ -218,6 +250,16 @@ export class DeployService implements Deploys {
         this.setWaiting(job, m);
         await untilAborted(m.ticket.granted, m.abort.signal);
       }
+      const gate = job.gate;
+      if (gate && !gate.opened) {
+        if (gate.preparer === undefined) gate.preparer = m.machine;
+        else {
+          m.waiting = { kind: "preparation", machine: gate.preparer };
+          this.emit(job);
+          await untilAborted(gate.ready, m.abort.signal);
+          m.waiting = undefined;
+        }
+      }
       if (this.slots.inUse >= this.o.parallel) {
         m.waiting = { kind: "slot", running: this.slots.inUse };
         this.emit(job);
@@ -240,7 +282,9 @@ export class DeployService implements Deploys {
             ? this.installOutcome(job, m, result)
             : result.exitCode === 0 && result.startError === undefined
               ? "done"
-              : "failed";
+              : request.kind === "switch" && m.inhibited
+                ? "reboot-needed"
+                : "failed";
       if (result.startError !== undefined) m.tail.push(startErrorText(request.kind === "dry-run" ? this.o.nixCommand : this.o.clanCommand, result.startError));
       if (phase === "timed-out") m.note = `stopped after ${formatDuration(this.timeoutOf(request))}`;
       m.exitCode = result.exitCode;
@@ -252,6 +296,7 @@ export class DeployService implements Deploys {
       this.o.log.error({ err, deploy: request.id, machine: m.machine }, "deploy of a machine failed inside the bot");
       await this.end(job, m, "failed");
     } finally {
+      if (job.gate?.preparer === m.machine && !job.gate.opened) job.gate.open();
       release?.();
       m.ticket?.leave();
     }
@@ -265,24 +310,27 @@ export class DeployService implements Deploys {
       return this.runProcess(job, m, this.o.clanCommand, restoreArgs(m.machine, this.o.flake, request.restore));
     }
     if (request.kind !== "install") {
-      const [file, args] =
-        request.kind === "dry-run"
-          ? [this.o.nixCommand, dryRunArgs(this.o.flake, m.machine)]
-          : [this.o.clanCommand, ["machines", "update", m.machine, "--host-key-check", "accept-new", "--flake", this.o.flake]];
-      return this.runProcess(job, m, file, args);
+      if (request.kind === "dry-run") {
+        if (this.o.dryRun === "clan") return this.runProcess(job, m, this.o.clanCommand, clanBuildArgs(this.o.flake, m.machine));
+        return this.runProcess(job, m, this.o.nixCommand, dryRunArgs(this.o.flake, m.machine));
+      }
+      const reach = this.o.updateReach ? await this.o.updateReach(m.machine, m.abort.signal) : ["--host-key-check", "accept-new"];
+      return this.runProcess(job, m, this.o.clanCommand, ["machines", "update", m.machine, ...reach, "--flake", this.o.flake]);
     }
     const source = request.install;
     if (!source) throw new Error("an install without a target");
-    if (source.kind === "target") return this.runProcess(job, m, this.o.clanCommand, installArgs(m.machine, this.o.flake, ["--target-host", source.target]));
+    const key = this.o.installKeyFile ? ["-i", this.o.installKeyFile] : [];
+    if (source.kind === "target") return this.runProcess(job, m, this.o.clanCommand, installArgs(m.machine, this.o.flake, [`--target-host=${source.target}`, ...key]));
     // The installer's password goes to clan in a file only the bot can read, never on a command line.
     const jsonPath = join(this.o.logDir, `install-${request.id}-${m.machine}.json`);
     const { pass, tor } = source.installer;
-    const info = { pass, tor, addrs: [source.address, ...source.installer.addrs.filter((a) => a !== source.address)] };
+    // The address that answered first; IPv6 ones in brackets, or clan refuses the whole code.
+    const info = { pass, tor, addrs: [source.address, ...source.installer.addrs.filter((a) => a !== source.address)].map(bracketIpv6) };
     await writeFile(jsonPath, JSON.stringify(info), { mode: 0o600, flag: "wx" });
     try {
       // Should clan ever print the password, it stays out of the log and the room all the same.
       const secrets = pass !== null && pass.length >= 4 ? [pass] : [];
-      return await this.runProcess(job, m, this.o.clanCommand, installArgs(m.machine, this.o.flake, ["-j", jsonPath]), secrets);
+      return await this.runProcess(job, m, this.o.clanCommand, installArgs(m.machine, this.o.flake, ["-j", jsonPath, ...key]), secrets);
     } finally {
       await rm(jsonPath, { force: true });
     }
@@ -317,7 +365,8 @@ export class DeployService implements Deploys {
     m.startedAt = clock.now();
     this.emit(job);
     await machineStarted(this.o.db, job.request.id, m.machine, m.startedAt, undefined, undefined);
-    job.log.line(`${prefix}clanbot: rolling back to the previous system generation over SSH`);
+    const to = job.request.generation;
+    job.log.line(`${prefix}clanbot: rolling back to ${to !== undefined ? `generation ${to}` : "the previous system generation"} over SSH`);
     const onLine = (line: string): void => {
       job.log.line(prefix + line);
       m.tail.push(line);
@@ -333,7 +382,7 @@ export class DeployService implements Deploys {
       ...r,
     });
     try {
-      const out = await this.o.rollback(m.machine, { signal: m.abort.signal, timeoutMs: this.o.timeoutMs, onLine });
+      const out = await this.o.rollback(m.machine, { signal: m.abort.signal, timeoutMs: this.o.timeoutMs, onLine, ...(to !== undefined ? { generation: to } : {}) });
       if (out.problem) onLine(`clanbot: ${out.problem}`);
       if (out.generation !== undefined) m.generation = out.generation;
       if (out.storePath) m.storePath = out.storePath;
@@ -359,6 +408,11 @@ export class DeployService implements Deploys {
       const path = request.kind !== "dry-run" || stream === "stdout" ? systemPathIn(line) : undefined;
       if (path) m.storePath = path;
       if (request.kind === "install" && line.includes(INSTALL_DONE_MARK)) m.installDone = true;
+      if (request.kind === "switch" && INHIBITED.test(line)) m.inhibited = true;
+      if (job.gate?.preparer === m.machine && !job.gate.opened && PREPARED.test(line)) {
+        job.log.line(`${prefix}clanbot: the clan's shared preparation is done; the other machines start now`);
+        job.gate.open();
+      }
       const next = phaseAfter(m.phase, line);
       if (next !== m.phase) {
         m.phase = next;
@@ -491,9 +545,28 @@ export function dryRunArgs(flake: string, machine: string): string[] {
   ];
 }
 
-/** `clan machines install`, never asking (`--yes`), trusting the installer's new host key on first sight. */
+/** `clan machines build` of one machine's system, without a result link in the flake. */
+export function clanBuildArgs(flake: string, machine: string): string[] {
+  return ["machines", "build", machine, "--no-link", "--flake", flake];
+}
+
+/**
+ * `clan machines install`, never asking (`--yes`). No `--host-key-check`: clan ignores it there
+ * (nixos-anywhere runs with StrictHostKeyChecking=no and UserKnownHostsFile=/dev/null).
+ */
 export function installArgs(machine: string, flake: string, target: readonly string[]): string[] {
-  return ["machines", "install", machine, ...target, "--yes", "--host-key-check", "accept-new", "--flake", flake];
+  return ["machines", "install", machine, ...target, "--yes", "--flake", flake];
+}
+
+/**
+ * An installer address as clan's `_parse_ssh_uri` takes it: a bare IPv6 address (two or more
+ * colons, no brackets) in brackets. A port after an IPv6 address cannot be told apart, so there is none.
+ */
+export function bracketIpv6(address: string): string {
+  const at = address.lastIndexOf("@");
+  const user = at >= 0 ? address.slice(0, at + 1) : "";
+  const host = address.slice(at + 1);
+  return (host.match(/:/g) ?? []).length > 1 && !host.startsWith("[") ? `${user}[${host}]` : address;
 }
 
 /** `clan backups restore`: one archive of one provider, for one service or (without `--service`) all of them. */

@@ -11,6 +11,9 @@ export const HEALTH_COMMAND = [
   "read -r up rest < /proc/uptime && printf 'uptime %s\\n' \"$up\"",
   "printf 'version %s\\n' \"$(nixos-version 2>/dev/null)\"",
   "find /run/current-system /run/booted-system /nix/var/nix/profiles/system -maxdepth 0 -printf 'link %p %l\\n' 2>/dev/null",
+  // The system the next boot starts: after a deploy that switch inhibitors kept from switching
+  // live, it is the new one while /run/current-system (and the booted system) are still the old.
+  "printf 'profile %s\\n' \"$(readlink -f /nix/var/nix/profiles/system 2>/dev/null)\"",
   "read -r id < /proc/sys/kernel/random/boot_id && printf 'bootid %s\\n' \"$id\"",
   "df -Pk / 2>/dev/null | { read -r header; read -r fs size used avail rest; printf 'disk %s %s %s\\n' \"$size\" \"$used\" \"$avail\"; }",
   "systemctl --failed --no-legend --plain 2>/dev/null | while read -r unit rest; do printf 'failed %s\\n' \"$unit\"; done",
@@ -46,6 +49,7 @@ export function parseHealth(stdout: string): MachineHealth {
   const uptime = Number.parseFloat(values.get("uptime") ?? "");
   const current = text("current");
   const booted = text("booted");
+  const next = text("profile");
   const [size, used, avail] = (values.get("disk") ?? "").split(" ").map((n) => Number.parseInt(n, 10));
   return {
     uptimeSeconds: Number.isFinite(uptime) ? uptime : undefined,
@@ -54,7 +58,8 @@ export function parseHealth(stdout: string): MachineHealth {
     bootedSystem: booted,
     generation: generationOf(text("generation")),
     bootId: text("bootid"),
-    rebootPending: current !== undefined && booted !== undefined && current !== booted,
+    rebootPending: (current !== undefined && booted !== undefined && current !== booted) || (current !== undefined && next !== undefined && next.startsWith("/nix/store/") && next !== current),
+    nextBootSystem: next,
     failedUnits,
     rootDisk:
       size !== undefined && used !== undefined && avail !== undefined && [size, used, avail].every(Number.isFinite) && size > 0
@@ -73,13 +78,19 @@ export function generationOf(link: string | undefined): number | undefined {
  * `nixos-rebuild switch --rollback`, spelled out: the system profile back one generation, then that
  * generation's activation; at the end, the generation and system it is on now.
  */
-export const ROLLBACK_COMMAND = [
-  "set -e",
-  "nix-env --profile /nix/var/nix/profiles/system --rollback",
-  "/nix/var/nix/profiles/system/bin/switch-to-configuration switch",
-  "printf 'clanbot-generation %s\\n' \"$(readlink /nix/var/nix/profiles/system)\"",
-  "printf 'clanbot-system %s\\n' \"$(readlink /run/current-system)\"",
-].join("\n");
+export const ROLLBACK_COMMAND = rollbackCommand();
+
+/** The rollback, to the previous generation or to generation `n` (a number, checked: nothing else goes in). */
+export function rollbackCommand(n?: number): string {
+  if (n !== undefined && !(Number.isSafeInteger(n) && n > 0)) throw new Error(`not a generation number: ${String(n)}`);
+  return [
+    "set -e",
+    n === undefined ? "nix-env --profile /nix/var/nix/profiles/system --rollback" : `nix-env --profile /nix/var/nix/profiles/system --switch-generation ${n}`,
+    "/nix/var/nix/profiles/system/bin/switch-to-configuration switch",
+    "printf 'clanbot-generation %s\\n' \"$(readlink /nix/var/nix/profiles/system)\"",
+    "printf 'clanbot-system %s\\n' \"$(readlink /run/current-system)\"",
+  ].join("\n");
+}
 
 export const REBOOT_COMMAND = "systemctl reboot";
 

@@ -126,6 +126,11 @@ export class SshSession {
     });
   }
 
+  /** Not closed by either side yet: a kept connection is only reused while this holds. */
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

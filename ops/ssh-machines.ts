@@ -7,10 +7,12 @@ import { lastActivatedSystems } from "../storage/deploys.ts";
 import { forgetHostKey, pinHostKeyIfNone, pinnedHostKey, replaceHostKey } from "../storage/host-keys.ts";
 import { KnownHostsFile, PinnedHostKeys, type HostKey, type HostKeyPolicy } from "./host-keys.ts";
 import { Slots } from "./machine-queue.ts";
-import { BOOT_ID_COMMAND, HEALTH_COMMAND, REBOOT_COMMAND, ROLLBACK_COMMAND, asRoot, generationOf, parseHealth } from "./machine-health.ts";
+import { SshPool } from "./ssh-pool.ts";
+import { BOOT_ID_COMMAND, HEALTH_COMMAND, REBOOT_COMMAND, asRoot, generationOf, parseHealth, rollbackCommand } from "./machine-health.ts";
 import { SshError, connectSsh, type SshSession } from "./ssh-connection.ts";
 import type { BotKey } from "./ssh-key.ts";
 import { knownHostsName, parseTarget, type SshTarget } from "./ssh-target.ts";
+import { routeTargets, type NetworkRoute } from "./clan-networks.ts";
 
 export interface SshMachinesOptions {
   clan: string;
@@ -33,7 +35,16 @@ export interface SshMachinesOptions {
   machines(signal: AbortSignal): Promise<Machine[]>;
   /** Each machine's `clan.core.networking.targetHost`, for machines the inventory has no target for. */
   configuredTargets(signal: AbortSignal): Promise<Record<string, string>>;
+  /** How long a connection stays open after a status, for the next one (like ControlPersist); 0: closed at once. */
+  keepOpenMs?: number;
+  /** The clan's network routes per machine, best first (none: an older clan without exports). */
+  routes?(signal: AbortSignal): Promise<Map<string, NetworkRoute[]>>;
+  /** A host key was pinned, replaced or forgotten: clan's own ssh is told (ops/clan-known-hosts.ts). */
+  onPinsChanged?(): Promise<void>;
 }
+
+/** Where a machine may be reached, in the order clan tries: inventory, networks by priority, configured. */
+type Candidates = { readonly targets: readonly SshTarget[] } | { readonly error: string };
 
 export interface RollbackOutcome {
   exitCode: number | undefined;
@@ -51,6 +62,7 @@ export class SshMachineService implements SshMachines {
   private readonly o: SshMachinesOptions;
   private readonly policy: HostKeyPolicy;
   private readonly slots: Slots;
+  private readonly pool: SshPool;
   readonly publicKey: string;
   readonly keyFingerprint: string;
   readonly trustAdvice: string | undefined;
@@ -58,6 +70,7 @@ export class SshMachineService implements SshMachines {
   constructor(o: SshMachinesOptions) {
     this.o = o;
     this.slots = new Slots(o.parallel);
+    this.pool = new SshPool(o.keepOpenMs ?? 0);
     this.publicKey = o.key.publicLine;
     this.keyFingerprint = o.key.fingerprint;
     const { db, clan, clock } = o;
@@ -65,7 +78,11 @@ export class SshMachineService implements SshMachines {
       ? new KnownHostsFile(o.knownHostsFile)
       : new PinnedHostKeys({
           pinned: (machine) => pinnedHostKey(db, clan, machine),
-          pinIfNone: (machine, key, host) => pinHostKeyIfNone(db, clan, machine, key, host, clock.now()),
+          pinIfNone: async (machine, key, host) => {
+            const pinned = await pinHostKeyIfNone(db, clan, machine, key, host, clock.now());
+            if (pinned.base64 === key.base64) await this.o.onPinsChanged?.();
+            return pinned;
+          },
         });
     this.trustAdvice = this.policy.trustAdvice;
   }
@@ -74,14 +91,43 @@ export class SshMachineService implements SshMachines {
     const [targets, deployed] = await Promise.all([this.targets(machines, signal), lastActivatedSystems(this.o.db, this.o.clan, machines)]);
     return Promise.all(
       machines.map(async (machine): Promise<MachineStatus> => {
-        const target = targets.get(machine);
-        if (!target || "error" in target) return { machine, ok: false, target: undefined, problem: "no-target", detail: target?.error ?? noTargetText };
+        const found = targets.get(machine);
+        if (!found || "error" in found) return { machine, ok: false, target: undefined, problem: "no-target", detail: found?.error ?? noTargetText };
+        let target = found.targets[0] as SshTarget;
         const release = await this.slots.acquire(signal);
         try {
           const deadline = AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs)]);
-          const session = await this.connect(machine, target, deadline);
+          // A connection kept from the last status skips the handshakes; one the machine dropped meanwhile fails at once and is replaced.
+          let kept: SshSession | undefined;
+          for (const t of found.targets) {
+            kept = this.pool.take(poolKey(machine, t));
+            if (kept) {
+              target = t;
+              break;
+            }
+          }
+          let reused = kept !== undefined;
+          let r: Awaited<ReturnType<SshSession["exec"]>> | undefined;
+          let session = kept;
+          if (kept) {
+            r = await kept.exec(HEALTH_COMMAND, { timeoutMs: this.o.timeoutMs, signal: deadline }).catch((err: unknown) => {
+              if (signal.aborted || !(err instanceof SshError) || err.kind !== "closed") throw err;
+              kept.close();
+              reused = false;
+              return undefined;
+            });
+          }
+          if (r === undefined) {
+            const opened = await this.open(machine, found.targets, deadline, (t) => (target = t));
+            session = opened.session;
+            r = await session.exec(HEALTH_COMMAND, { timeoutMs: this.o.timeoutMs, signal: deadline }).catch((err: unknown) => {
+              opened.session.close();
+              throw err;
+            });
+          }
+          const open = session as SshSession;
+          let keep = false;
           try {
-            const r = await session.exec(HEALTH_COMMAND, { timeoutMs: this.o.timeoutMs, signal: deadline });
             if (r.exitCode !== 0) {
               return { machine, ok: false, target: target.text, problem: "failed", detail: `the status command failed (${r.stderr.trim().split("\n").pop() || `exit ${String(r.exitCode)}`})` };
             }
@@ -92,9 +138,11 @@ export class SshMachineService implements SshMachines {
               : last.storePath === health.currentSystem
                 ? { kind: "in-sync", deployId: last.deployId }
                 : { kind: "drifted", expected: last.storePath, deployId: last.deployId };
-            return { machine, ok: true, target: target.text, health, drift, pinnedNow: session.pinnedNow };
+            keep = true;
+            return { machine, ok: true, target: target.text, health, drift, pinnedNow: !reused && open.pinnedNow };
           } finally {
-            session.close();
+            if (keep) this.pool.give(poolKey(machine, target), open);
+            else open.close();
           }
         } catch (err) {
           return { machine, ok: false, target: target.text, ...problemOf(err, signal, this.o.timeoutMs) };
@@ -105,9 +153,14 @@ export class SshMachineService implements SshMachines {
     );
   }
 
+  /** Closes the connections kept open (the bot is stopping). */
+  close(): void {
+    this.pool.close();
+  }
+
   async reboot(machine: string, signal: AbortSignal, progress: (stage: "rebooting" | "waiting") => void): Promise<RebootReport> {
-    const target = await this.targetOf(machine, signal);
-    const session = await this.connect(machine, target, AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs)]));
+    this.pool.drop(`${machine}\n`);
+    const { target, session } = await this.open(machine, await this.candidatesOf(machine, signal), AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs)]));
     let bootId: string;
     try {
       bootId = (await session.exec(BOOT_ID_COMMAND, { timeoutMs: this.o.timeoutMs, signal })).stdout.trim();
@@ -144,12 +197,11 @@ export class SshMachineService implements SshMachines {
   }
 
   /** Runs the rollback on the machine, its output line by line; for the deploy service. */
-  async rollback(machine: string, o: { signal: AbortSignal; timeoutMs: number; onLine: (line: string, stream: "stdout" | "stderr") => void }): Promise<RollbackOutcome> {
+  async rollback(machine: string, o: { signal: AbortSignal; timeoutMs: number; generation?: number; onLine: (line: string, stream: "stdout" | "stderr") => void }): Promise<RollbackOutcome> {
     let target: SshTarget;
     let session: SshSession;
     try {
-      target = await this.targetOf(machine, o.signal);
-      session = await this.connect(machine, target, AbortSignal.any([o.signal, AbortSignal.timeout(this.o.timeoutMs)]));
+      ({ target, session } = await this.open(machine, await this.candidatesOf(machine, o.signal), AbortSignal.any([o.signal, AbortSignal.timeout(this.o.timeoutMs)])));
     } catch (err) {
       if (o.signal.aborted) throw err;
       return { exitCode: undefined, generation: undefined, storePath: undefined, problem: err instanceof Error ? err.message : String(err) };
@@ -157,7 +209,7 @@ export class SshMachineService implements SshMachines {
     try {
       let generation: number | undefined;
       let storePath: string | undefined;
-      const r = await session.exec(asRoot(target.user, ROLLBACK_COMMAND), {
+      const r = await session.exec(asRoot(target.user, rollbackCommand(o.generation)), {
         timeoutMs: o.timeoutMs,
         signal: o.signal,
         onLine: (line, stream) => {
@@ -173,7 +225,7 @@ export class SshMachineService implements SshMachines {
   }
 
   async trust(machine: string, signal: AbortSignal): Promise<TrustResult> {
-    const target = await this.targetOf(machine, signal);
+    const target = await this.reachableTarget(machine, signal);
     let offered: HostKey | undefined;
     // Log in while accepting whatever key is offered: trusting means taking the key seen now.
     const session = await connectSsh({
@@ -195,7 +247,9 @@ export class SshMachineService implements SshMachines {
     const pinned = await pinnedHostKey(this.o.db, this.o.clan, machine);
     if (pinned && pinned.base64 === key.base64 && pinned.type === key.type) return { kind: "unchanged", fingerprint: key.fingerprint };
     const host = knownHostsName(target.host, target.port);
+    this.pool.drop(`${machine}\n`);
     const previous = await replaceHostKey(this.o.db, this.o.clan, machine, key, host, this.o.clock.now(), "trust");
+    await this.o.onPinsChanged?.();
     return { kind: "pinned", fingerprint: key.fingerprint, previous: previous?.fingerprint };
   }
 
@@ -207,15 +261,48 @@ export class SshMachineService implements SshMachines {
     return parseTarget(text);
   }
 
-  forgetHostKey(machine: string): Promise<void> {
-    return forgetHostKey(this.o.db, this.o.clan, machine);
+  async forgetHostKey(machine: string): Promise<void> {
+    this.pool.drop(`${machine}\n`);
+    await forgetHostKey(this.o.db, this.o.clan, machine);
+    await this.o.onPinsChanged?.();
+  }
+
+  /**
+   * Where the bot reaches a machine now, as clan would: the inventory's target, else the first network
+   * route (best first) whose SSH port answers, else the configured targetHost. For clan's own ssh.
+   */
+  async reachableTarget(machine: string, signal: AbortSignal): Promise<SshTarget> {
+    const targets = await this.candidatesOf(machine, signal);
+    if (targets.length === 1) return targets[0] as SshTarget;
+    const step = Math.max(1000, Math.floor(this.o.timeoutMs / targets.length));
+    for (const t of targets.slice(0, -1)) if (await answersSsh(t.host, t.port, step, signal)) return t;
+    return targets[targets.length - 1] as SshTarget;
   }
 
   async firstAnswering(addresses: readonly string[], signal: AbortSignal): Promise<string | undefined> {
-    const answers = addresses.map((a) => answersSsh(a, this.o.installerPort, Math.min(this.o.timeoutMs, 5000), signal));
-    // In the installer's order: a later address only wins when the earlier ones do not answer.
-    for (const [i, answer] of answers.entries()) if (await answer) return addresses[i];
+    const ordered = installerOrder(addresses);
+    const answers = ordered.map((a) => answersSsh(unbracket(a), this.o.installerPort, Math.min(this.o.timeoutMs, 5000), signal));
+    // In that order: a later address only wins when the earlier ones do not answer.
+    for (const [i, answer] of answers.entries()) if (await answer) return ordered[i];
     return undefined;
+  }
+
+  async installerLogin(address: string, signal: AbortSignal): Promise<"accepted" | "refused" | "unreachable"> {
+    const target: SshTarget = { user: "root", host: unbracket(address), port: this.o.installerPort, text: address };
+    try {
+      const session = await connectSsh({
+        target,
+        privateKey: this.o.key.privateKey,
+        timeoutMs: this.o.timeoutMs,
+        signal: AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs)]),
+        verifyHostKey: async () => ({ ok: true }),
+      });
+      session.close();
+      return "accepted";
+    } catch (err) {
+      if (err instanceof SshError && err.kind === "auth") return "refused";
+      return "unreachable";
+    }
   }
 
   private connect(machine: string, target: SshTarget, signal: AbortSignal): Promise<SshSession> {
@@ -228,34 +315,67 @@ export class SshMachineService implements SshMachines {
     });
   }
 
-  private async targetOf(machine: string, signal: AbortSignal): Promise<SshTarget> {
-    const t = (await this.targets([machine], signal)).get(machine);
-    if (!t || "error" in t) throw new SshError("unreachable", t?.error ?? noTargetText);
-    return t;
+  /**
+   * Connects over the first candidate that answers, in order; each but the last gets a share of the
+   * deadline, so that a dead network route leaves time for the next. A machine that answered and
+   * refused (host key, login) is not tried elsewhere.
+   */
+  private async open(machine: string, targets: readonly SshTarget[], signal: AbortSignal, trying?: (t: SshTarget) => void): Promise<{ target: SshTarget; session: SshSession }> {
+    const step = Math.max(1000, Math.floor(this.o.timeoutMs / targets.length));
+    for (const [i, target] of targets.entries()) {
+      trying?.(target);
+      const last = i === targets.length - 1;
+      try {
+        const attempt = last ? signal : AbortSignal.any([signal, AbortSignal.timeout(step)]);
+        return { target, session: await this.connect(machine, target, attempt) };
+      } catch (err) {
+        if (last || signal.aborted || !(err instanceof SshError) || !["unreachable", "cancelled", "timeout", "closed"].includes(err.kind)) throw err;
+      }
+    }
+    throw new SshError("unreachable", noTargetText);
   }
 
-  /** Inventory first, then the machine's configured targetHost (one `clan select` for all of them). */
-  private async targets(machines: readonly string[], signal: AbortSignal): Promise<Map<string, SshTarget | { error: string }>> {
+  private async candidatesOf(machine: string, signal: AbortSignal): Promise<readonly SshTarget[]> {
+    const c = (await this.targets([machine], signal)).get(machine);
+    if (!c || "error" in c) throw new SshError("unreachable", c?.error ?? noTargetText);
+    return c.targets;
+  }
+
+  /**
+   * As clan's get_best_remote: the inventory's deploy.targetHost; else the clan's network routes,
+   * best first (each tried in turn when connecting); then clan.core.networking.targetHost.
+   */
+  private async targets(machines: readonly string[], signal: AbortSignal): Promise<Map<string, Candidates>> {
     const inventory = new Map((await this.o.machines(signal)).map((m) => [m.name, m]));
-    const found = new Map<string, SshTarget | { error: string }>();
+    const found = new Map<string, Candidates>();
     const missing: string[] = [];
     for (const machine of machines) {
       const text = inventory.get(machine)?.targetHost;
-      if (text) found.set(machine, parseTarget(text));
+      if (text) found.set(machine, one(parseTarget(text)));
       else missing.push(machine);
     }
-    if (missing.length) {
-      const configured = await this.o.configuredTargets(signal);
-      for (const machine of missing) {
-        const text = configured[machine];
-        if (text) found.set(machine, parseTarget(text));
-      }
+    if (!missing.length) return found;
+    const [configured, routes] = await Promise.all([this.o.configuredTargets(signal), this.o.routes ? this.o.routes(signal) : new Map<string, NetworkRoute[]>()]);
+    for (const machine of missing) {
+      const texts = [...(routes.get(machine) ?? []).flatMap(routeTargets), ...(configured[machine] ? [configured[machine]] : [])];
+      const parsed = texts.map(parseTarget);
+      const usable = parsed.filter((t): t is SshTarget => !("error" in t));
+      if (usable.length) found.set(machine, { targets: usable });
+      else if (parsed[0] && "error" in parsed[0]) found.set(machine, { error: parsed[0].error });
     }
     return found;
   }
 }
 
-const noTargetText = "no target host: set the inventory's deploy.targetHost or clan.core.networking.targetHost";
+function poolKey(machine: string, t: SshTarget): string {
+  return `${machine}\n${t.user}@${t.host}:${t.port}`;
+}
+
+function one(t: SshTarget | { error: string }): Candidates {
+  return "error" in t ? t : { targets: [t] };
+}
+
+const noTargetText = "no way to reach it: no inventory deploy.targetHost, no clan network has it as a peer, no clan.core.networking.targetHost";
 
 function problemOf(err: unknown, signal: AbortSignal, timeoutMs: number): { problem: Extract<MachineStatus, { ok: false }>["problem"]; detail: string } {
   if (signal.aborted) return { problem: "cancelled", detail: "cancelled" };
@@ -280,6 +400,24 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return onAbort();
     signal.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+function unbracket(address: string): string {
+  return address.startsWith("[") && address.endsWith("]") ? address.slice(1, -1) : address;
+}
+
+/**
+ * The installer's addresses in the order worth trying: IPv4 (the usual LAN), then IPv6 that is
+ * not link-local, then link-local IPv6 (fe80::, which needs an interface the code does not name);
+ * in the installer's order within each.
+ */
+export function installerOrder(addresses: readonly string[]): string[] {
+  const rank = (a: string): number => {
+    const h = unbracket(a).toLowerCase();
+    if (!h.includes(":")) return 0;
+    return /^fe[89ab]/.test(h) ? 2 : 1;
+  };
+  return [...addresses].map((a, i) => ({ a, i, r: rank(a) })).sort((x, y) => x.r - y.r || x.i - y.i).map((x) => x.a);
 }
 
 /** Whether `host:port` answers with an SSH banner within `timeoutMs`. */

@@ -49,8 +49,9 @@ export function parseTarget(text: string): SshTarget | { error: string } {
   }
   portText = options.get("Port") ?? portText;
   user = options.get("User") ?? user;
-  if (!/^[A-Za-z0-9._-]+$/.test(user)) return { error: `'${text}' has no valid user name` };
-  if (!host || !/^[A-Za-z0-9.:%_-]+$/.test(host)) return { error: `'${text}' has no valid host name` };
+  // Neither may start with '-': the address goes into clan's argv, where it must never pass for an option.
+  if (!/^[A-Za-z0-9_][A-Za-z0-9._-]*$/.test(user)) return { error: `'${text}' has no valid user name` };
+  if (!host || !/^[A-Za-z0-9.:%_][A-Za-z0-9.:%_-]*$/.test(host)) return { error: `'${text}' has no valid host name` };
   const port = portText === undefined || portText === "" ? 22 : Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) return { error: `'${text}' has no valid port` };
   return { user, host, port, text: trimmed };

@@ -40,13 +40,40 @@ export async function finishCommand(
   await db.run("UPDATE audit SET result = ?, finished_at = ?, detail = ? WHERE id = ?", [result, finishedAt, detail ?? null, id]);
 }
 
-/** Commands still marked running belong to a process that died: say so instead of leaving them running forever. */
-export async function interruptRunningCommands(db: Db, now: number): Promise<number> {
-  const { changes } = await db.run(
-    "UPDATE audit SET result = 'interrupted', finished_at = ?, detail = 'the bot stopped while it ran' WHERE result = 'running'",
-    [now],
-  );
-  return changes;
+/** A command the bot was running when it last stopped. */
+export interface UnfinishedCommand {
+  id: number;
+  clan: string;
+  room: string;
+  sender: string;
+  command: string;
+  /** As typed, with the prefix. */
+  line: string;
+  eventId: string | undefined;
+  startedAt: number;
+}
+
+/**
+ * Commands still marked running belong to a process that died: they are marked interrupted (not left
+ * running forever) and returned, so that the front end can answer or tell about them.
+ */
+export async function interruptRunningCommands(db: Db, now: number): Promise<UnfinishedCommand[]> {
+  return db.transaction(async (q) => {
+    const rows = await q.all<{ id: number; clan: string; room: string; sender: string; command: string; line: string; event_id: string | null; started_at: number }>(
+      "SELECT id, clan, room, sender, command, line, event_id, started_at FROM audit WHERE result = 'running' ORDER BY id",
+    );
+    await q.run("UPDATE audit SET result = 'interrupted', finished_at = ?, detail = 'the bot stopped while it ran' WHERE result = 'running'", [now]);
+    return rows.map((r) => ({
+      id: r.id,
+      clan: r.clan,
+      room: r.room,
+      sender: r.sender,
+      command: r.command,
+      line: r.line,
+      eventId: r.event_id ?? undefined,
+      startedAt: r.started_at,
+    }));
+  });
 }
 
 export async function recentCommands(db: Db, clan: string, limit: number): Promise<AuditEntry[]> {

@@ -45,3 +45,12 @@ export async function replaceHostKey(db: Db, clan: string, machine: string, key:
 export async function forgetHostKey(db: Db, clan: string, machine: string): Promise<void> {
   await db.run("DELETE FROM host_keys WHERE clan = ? AND machine = ?", [clan, machine]);
 }
+
+/** Every key pinned in a clan, under the name ssh looks its host up by: for clan's own ssh (ops/clan-known-hosts.ts). */
+export async function pinnedHostLines(db: Db, clan: string): Promise<{ machine: string; host: string; type: string; base64: string }[]> {
+  const rows = await db.all<{ machine: string; host: string; key_type: string; key_base64: string }>(
+    "SELECT machine, host, key_type, key_base64 FROM host_keys WHERE clan = ? ORDER BY machine",
+    [clan],
+  );
+  return rows.map((r) => ({ machine: r.machine, host: r.host, type: r.key_type, base64: r.key_base64 }));
+}

@@ -248,6 +248,7 @@ export const MIGRATIONS: readonly string[] = [
     state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed'))
   );
   CREATE INDEX outbox_pending ON outbox (id) WHERE state = 'pending';
+  CREATE INDEX outbox_by_lane ON outbox (lane);
   `,
 ];
 

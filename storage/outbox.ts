@@ -66,3 +66,15 @@ export async function forgetSentPosts(db: Db, before: number): Promise<number> {
   const { changes } = await db.run("DELETE FROM outbox WHERE state != 'pending' AND created_at < ?", [before]);
   return changes;
 }
+
+/**
+ * What a lane holds: whether anything was stored in it, and whether it holds a reaction on the
+ * command itself (its ✅, ❌ or ⛔: the outcome was shown).
+ */
+export async function laneState(db: Db, lane: string): Promise<{ posted: boolean; ended: boolean }> {
+  const row = await db.get<{ posted: number; ended: number }>(
+    "SELECT COUNT(*) AS posted, COUNT(CASE WHEN event_type = 'm.reaction' AND target IS NULL THEN 1 END) AS ended FROM outbox WHERE lane = ?",
+    [lane],
+  );
+  return { posted: (row?.posted ?? 0) > 0, ended: (row?.ended ?? 0) > 0 };
+}

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { formatBackupStatus } from "../commands/backup-format.ts";
 import { join } from "node:path";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,7 +12,7 @@ import { startCommand } from "../storage/audit.ts";
 import { machineSummaries } from "../storage/backups.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
-import { fakeClanPath, makeFlake, processesInGroup, readInvocations, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { fakeClanPath, makeFlake, processesInGroup, readInvocations, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 const quiet: Log = { info() {}, warn() {}, error() {} };
@@ -65,12 +66,24 @@ test("a backup runs clan backups create, then learns the newest archive from cla
   assert.notEqual(final.archive, "borg::nas::2026-11-19T01:00:00");
   assert.deepEqual([...new Set(phases)], ["queued", "running", "listing", "ok"]);
   const argv = (await readInvocations(clanLog)).map((i) => i.argv.slice(0, 3).join(" "));
-  assert.deepEqual(argv, ["backups create nas", "backups list nas"]);
+  // The archives before the run too: only a name that was not there before is this run's archive.
+  assert.deepEqual(argv, ["backups list nas", "backups create nas", "backups list nas"]);
   assert.equal((await service.archives("nas", undefined, new AbortController().signal))[0], final.archive);
   const [summary] = await machineSummaries(db, "fam", ["nas"]);
   assert.equal(summary?.lastOk?.archive, final.archive);
   assert.equal(summary?.last?.result, "ok");
   assert.deepEqual(ended.map((e) => e.phase), ["ok"]);
+});
+
+test("a backup after which no new archive appeared says so, instead of passing an old archive off as its own", async () => {
+  const { backUp } = await setup({ ...FIXTURE, behaviour: { "backups create": { noArchive: true } } });
+  const final = await (await backUp("nas")).done;
+  assert.equal(final.phase, "ok");
+  assert.equal(final.archive, undefined);
+  assert.equal(final.note, "no new archive appeared: the newest is still borg::nas::2026-11-19T01:00:00, which was there before this run");
+  const shown = formatBackupStatus(final, Date.now()).text;
+  assert.match(shown, /Note: no new archive appeared/);
+  assert.doesNotMatch(shown, /Newest archive/);
 });
 
 test("a failing backup ends failed with its exit status and the error's last lines", async () => {

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { ClanCli, ClanCliError } from "../ops/clan-cli.ts";
 import { FAMILY } from "./support/e2e.ts";
-import { fakeClanPath, makeFlake, processesInGroup, readInvocations } from "./support/fake-clan-fixture.ts";
+import { fakeClanPath, makeFlake, processesInGroup, readInvocations } from "../demo/fake-clan-fixture.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 async function rejection(p: Promise<unknown>): Promise<ClanCliError> {

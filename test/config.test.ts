@@ -12,7 +12,7 @@ const root = new URL("..", import.meta.url).pathname;
 
 function configError(text: string): string {
   try {
-    parseConfig("config.yaml", text);
+    parseConfig("config.yaml", text, "/state");
   } catch (err) {
     assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
     return err.message;
@@ -22,7 +22,7 @@ function configError(text: string): string {
 
 test("config.example.yaml documents a config the schema accepts, with every top-level key", async () => {
   const text = await readFile(join(root, "config.example.yaml"), "utf8");
-  const config = parseConfig("config.example.yaml", text);
+  const config = parseConfig("config.example.yaml", text, "/state");
   assert.equal(config.matrix?.homeserver, "https://matrix.example.org");
   assert.equal(config.matrix?.maxCommandAge, 15 * 60_000);
   assert.equal(config.clans.length, 2);
@@ -33,8 +33,9 @@ test("config.example.yaml documents a config the schema accepts, with every top-
 });
 
 test("defaults fill everything a console run needs", () => {
-  const c = parseConfig("(defaults)", "");
-  assert.equal(c.storage.path, "./data/clanbot.sqlite3");
+  const c = parseConfig("(defaults)", "", "/state");
+  // Never ./data of wherever it was started (a clan checkout): the state directory.
+  assert.equal(c.storage.path, "/state/clanbot.sqlite3");
   assert.equal(c.clan.command, "clan");
   assert.equal(c.commands.prefix, "!");
   assert.deepEqual(c.clans, []);
@@ -43,7 +44,9 @@ test("defaults fill everything a console run needs", () => {
 test("a misspelled key is refused with its path and a suggestion", () => {
   const msg = configError("matrix:\n  homesever: https://m.org\n  userId: '@b:m.org'\n  password: x\n");
   assert.match(msg, /matrix\.homesever: unknown key \(did you mean 'matrix\.homeserver'\?\)/);
-  assert.match(msg, /matrix\.homeserver: required, but missing/);
+  // One mistake, one line: the key it should have been is not also reported missing.
+  assert.doesNotMatch(msg, /matrix\.homeserver: required/);
+  assert.equal(msg.split("\n").length, 2);
   const nested = configError("clans:\n  - name: fam\n    room: '#f:m.org'\n    flak: /x\n");
   assert.match(nested, /clans\[0\]\.flak: unknown key \(did you mean 'clans\[0\]\.flake'\?\)/);
 });
@@ -60,6 +63,23 @@ test("bad values name their key and say what was expected", () => {
     /clans\[1\]\.name: 'a' is already used by clans\.0/,
   );
   assert.match(configError("matrix: [unclosed\n"), /not valid YAML/);
+});
+
+test("type errors say what was expected and what was written, in plain words", () => {
+  const msg = configError("deploy:\n  parallel: lots\nvm:\n  max: 2.5\n  backend: qemu\nweb:\n  trustProxy: 'yes'\nclans: {}\n");
+  assert.match(msg, /deploy\.parallel: expected a number, got 'lots'/);
+  assert.match(msg, /vm\.max: expected a whole number, got 2\.5/);
+  assert.match(msg, /vm\.backend: expected one of auto, clan, nix, got 'qemu'/);
+  assert.match(msg, /web\.trustProxy: expected true or false, got 'yes'/);
+  assert.match(msg, /clans: expected a list/);
+  assert.doesNotMatch(msg, /Invalid input|received/);
+  assert.match(configError("deploy:\n  parallel: 0\n"), /deploy\.parallel: must be at least 1, got 0/);
+});
+
+test("YAML mistakes point at the line that has them (an unclosed quote or bracket: where it opened)", () => {
+  assert.match(configError("a: 'unclosed\nb: 2\nc: 3\n"), /not valid YAML, line 1: Missing closing 'quote/);
+  assert.match(configError("matrix:\n  homeserver: https://x\n  userId: [\n  password: p\n"), /not valid YAML, line 3: .*\n\s+userId: \[/);
+  assert.match(configError("matrix:\n  homeserver: https://x\n  userId @bot:x\n  password: p\n"), /not valid YAML, line 3: /);
 });
 
 test("the bot exits with status 2 and names the key when the config has a misspelled key", async () => {

@@ -618,3 +618,18 @@ test("a cancelled deploy says who cancelled it", () => {
   assert.match(text, /🚫 Cancelled by @alice:example\.org after 1 min 30 s\./);
   assert.match(text, /🚫 \*laptop\*: cancelled by @alice:example\.org after 20 s/);
 });
+
+test("!deploy: machines clan cannot reach are left out with a word when a tag or all picked them, refused when named; requireExplicitUpdate ones only by name", async () => {
+  const { leaveOut } = await import("../commands/deploy.ts");
+  const { Refusal } = await import("../commands/errors.ts");
+  const ctx = {
+    signal: new AbortController().signal,
+    clan: { updatePlan: async () => ({ explicitOnly: new Set(["vault"]), noRoute: new Set(["garden"]) }) },
+  } as unknown as Parameters<typeof leaveOut>[0];
+  const picked = await leaveOut(ctx, ["garden", "laptop", "nas", "vault"], new Set());
+  assert.deepEqual(picked.machines, ["laptop", "nas"]);
+  assert.match(picked.note?.text ?? "", /Left out, as clan does: vault \(requireExplicitUpdate: deploy it by name\)\. Skipped: garden: no way to reach it/);
+  await assert.rejects(leaveOut(ctx, ["garden", "laptop"], new Set(["garden"])), (e: unknown) => e instanceof Refusal && /garden has no way to be reached, so clan cannot deploy it/.test(e.message));
+  await assert.rejects(leaveOut(ctx, ["garden"], new Set()), (e: unknown) => e instanceof Refusal && /Nothing is left to deploy/.test(e.message));
+  assert.deepEqual((await leaveOut(ctx, ["vault"], new Set(["vault"]))).machines, ["vault"]);
+});

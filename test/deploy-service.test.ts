@@ -8,7 +8,7 @@ import { DeployService } from "../ops/deploy-service.ts";
 import { startCommand } from "../storage/audit.ts";
 import { openDatabase, type Db } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
-import { fakeClanPath, fakeNixPath, makeFlake, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { fakeClanPath, fakeNixPath, makeFlake, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 const quiet: Log = { info() {}, warn() {}, error() {} };

@@ -5,10 +5,12 @@ import { Announcer } from "../bot/announcer.ts";
 import { CommandLimit } from "../bot/command-limit.ts";
 import { Dispatcher, type ReplyChannel } from "../bot/dispatcher.ts";
 import { InviteService } from "../bot/invite-service.ts";
-import { Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
+import { BadInput, Refusal, ReportedFailure, UserError } from "../commands/errors.ts";
+import { MAX_ANSWER_BYTES, answerBytes } from "../commands/answer-size.ts";
+import { historyCommand } from "../commands/history.ts";
+import { inviteCommand } from "../commands/invite.ts";
 import type { Message } from "../commands/format.ts";
 import { makeHelpCommand } from "../commands/help.ts";
-import { historyCommand } from "../commands/history.ts";
 import { DEFAULT_THRESHOLDS } from "../commands/levels.ts";
 import type { CommandSpec, Log } from "../commands/types.ts";
 import { DeployService } from "../ops/deploy-service.ts";
@@ -21,7 +23,7 @@ import { noSsh } from "./support/no-ssh.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
 /** What a person would see of one command: replies as plain text, reactions in order. */
-function recordingChannel(): ReplyChannel & { replies: string[]; html: string[]; reactions: string[] } {
+function recordingChannel(confirmAll = false): ReplyChannel & { replies: string[]; html: string[]; reactions: string[] } {
   const replies: string[] = [];
   const html: string[] = [];
   const reactions: string[] = [];
@@ -42,7 +44,7 @@ function recordingChannel(): ReplyChannel & { replies: string[]; html: string[];
     },
     async ask(m: Message) {
       replies.push(`(question) ${m.text}`);
-      return { confirmed: false, question: { edit: async (e: Message) => void replies.push(`(edit) ${e.text}`) } };
+      return { confirmed: confirmAll, question: { edit: async (e: Message) => void replies.push(`(edit) ${e.text}`) } };
     },
     async askFor(m: Message) {
       replies.push(`(request) ${m.text}`);
@@ -116,17 +118,20 @@ async function setup(table: CommandSpec[], limit?: CommandLimit) {
     installReplyTimeoutMs: 60_000,
     ...(limit ? { limit } : {}),
   });
-  const start = (line: string, powerLevel = 100, sentAt = now, sender = "@u:x") => {
-    const ch = recordingChannel();
-    const done = dispatcher.dispatch({ clan: "fam", room: "!r", eventId: "$e", sentAt, sender: { id: sender, name: "U", powerLevel }, line }, ch);
+  type Opts = { sender?: string; confirm?: boolean; powerLevelNow?: () => number };
+  const start = (line: string, powerLevel = 100, sentAt = now, o: Opts = {}) => {
+    const ch = recordingChannel(o.confirm);
+    const powerLevelNow = o.powerLevelNow ? { powerLevelNow: o.powerLevelNow } : {};
+    const sender = { id: o.sender ?? "@u:x", name: "U", powerLevel };
+    const done = dispatcher.dispatch({ clan: "fam", room: "!r", eventId: "$e", sentAt, sender, line, ...powerLevelNow }, ch);
     return { ch, done };
   };
-  const send = async (line: string, powerLevel = 100, sentAt = now, sender = "@u:x") => {
-    const { ch, done } = start(line, powerLevel, sentAt, sender);
+  const send = async (line: string, powerLevel = 100, sentAt = now, o: Opts = {}) => {
+    const { ch, done } = start(line, powerLevel, sentAt, o);
     await done;
     return ch;
   };
-  return { db, errors, warnings, start, send, drain: (graceMs: number) => dispatcher.drain(graceMs), advance: (ms: number) => (now += ms) };
+  return { db, dispatcher, errors, warnings, start, send, drain: (graceMs: number) => dispatcher.drain(graceMs), advance: (ms: number) => (now += ms) };
 }
 
 const boom: CommandSpec = {
@@ -228,7 +233,7 @@ test("unknown commands get a suggestion; old commands are answered but not run",
   const { send, advance } = await setup([guarded]);
   const typo = await send("hlep");
   assert.match(typo.replies[0] ?? "", /I don't know the command `!hlep`\. Did you mean `!help`\?/);
-  assert.deepEqual(typo.reactions, ["❌"]);
+  assert.deepEqual(typo.reactions, ["❓"]);
   const sentAt = advance(0);
   advance(20 * 60_000);
   const old = await send("guarded", 100, sentAt);
@@ -278,7 +283,7 @@ test("a command family: the first word picks the subcommand, with its own level,
   assert.match(refused.replies[0] ?? "", /`!pet feed` needs the operator level \(power level 50 in this room\); you have power level 0/);
 
   const typo = await send("pet fed cat");
-  assert.deepEqual(typo.reactions, ["❌"]);
+  assert.deepEqual(typo.reactions, ["❓"]);
   assert.equal(typo.replies[0], "!pet has no subcommand 'fed'; it has feed, list. Did you mean `!pet feed`?");
 
   const missing = await send("pet feed");
@@ -305,10 +310,10 @@ test("a viewer's flood: the burst runs, the first command over the limit is answ
     },
   };
   const { start, send, advance, db } = await setup([echo, historyCommand], new CommandLimit({ requests: 3, windowMs: 60_000, exempt: "admin" }));
-  const flood = Array.from({ length: 30 }, (_, i) => start(i % 5 === 4 ? "nonsense" : "echo", 0, undefined, "@flood:x"));
+  const flood = Array.from({ length: 30 }, (_, i) => start(i % 5 === 4 ? "nonsense" : "echo", 0, undefined, { sender: "@flood:x" }));
   // Someone else in the room, and an admin, meanwhile: not held back by the flood.
-  const other = start("echo", 0, undefined, "@other:x");
-  const admin = Array.from({ length: 10 }, () => start("echo", 100, undefined, "@admin:x"));
+  const other = start("echo", 0, undefined, { sender: "@other:x" });
+  const admin = Array.from({ length: 10 }, () => start("echo", 100, undefined, { sender: "@admin:x" }));
   await Promise.all([...flood, other, ...admin].map((f) => f.done));
 
   const seen = flood.map((f) => [...f.ch.reactions, ...f.ch.replies].join(" "));
@@ -328,10 +333,102 @@ test("a viewer's flood: the burst runs, the first command over the limit is answ
 
   // A command's worth refills in 20 s: it runs; the one right after it is not answered (same window).
   advance(20_000);
-  assert.deepEqual((await send("echo", 0, undefined, "@flood:x")).reactions, ["👀", "✅"]);
-  assert.deepEqual((await send("echo", 0, undefined, "@flood:x")).reactions, []);
+  assert.deepEqual((await send("echo", 0, undefined, { sender: "@flood:x" })).reactions, ["👀", "✅"]);
+  assert.deepEqual((await send("echo", 0, undefined, { sender: "@flood:x" })).reactions, []);
   // A window after the answer, the next refusal is answered again.
   advance(40_000);
-  for (let i = 0; i < 2; i++) assert.deepEqual((await send("echo", 0, undefined, "@flood:x")).reactions, ["👀", "✅"]);
-  assert.deepEqual((await send("echo", 0, undefined, "@flood:x")).reactions, ["⛔"]);
+  for (let i = 0; i < 2; i++) assert.deepEqual((await send("echo", 0, undefined, { sender: "@flood:x" })).reactions, ["👀", "✅"]);
+  assert.deepEqual((await send("echo", 0, undefined, { sender: "@flood:x" })).reactions, ["⛔"]);
+});
+
+test("the three outcomes: ❓ bad input (nothing tried), ⛔ refused, ❌ failed; each audited as such", async () => {
+  const typed: CommandSpec = { ...boom, name: "typed", run: async () => { throw new BadInput("unknown machine 'x'"); } };
+  const { send, db } = await setup([typed, polite, locked]);
+  const results = async () => (await recentCommands(db, "fam", 1))[0]?.result;
+  assert.deepEqual((await send("typed")).reactions, ["👀", "❓"]);
+  assert.equal(await results(), "invalid");
+  assert.deepEqual((await send("nosuch")).reactions, ["❓"]);
+  assert.equal(await results(), "invalid");
+  assert.deepEqual((await send('typed "unclosed')).reactions, ["❓"]);
+  assert.deepEqual((await send("typed --nope")).reactions, ["❓"]);
+  assert.deepEqual((await send("locked")).reactions, ["👀", "⛔"]);
+  assert.deepEqual((await send("polite")).reactions, ["👀", "❌"]);
+  assert.equal(await results(), "failed");
+});
+
+test("!history --limit N shows N earlier commands: the running !history takes no place", async () => {
+  const { send } = await setup([historyCommand, guarded]);
+  await send("guarded");
+  await send("guarded");
+  const one = await send("history --limit 1");
+  assert.match(one.replies[0] ?? "", /The last 1 command in this clan/);
+  assert.match(one.replies[0] ?? "", /#2\s+@u:x\s+`!guarded`/);
+  assert.match((await send("history --limit 2")).replies[0] ?? "", /The last 2 commands/);
+});
+
+test("a ✅ counts only while the asker still has the level: demoted meanwhile, nothing runs", async () => {
+  let ran = 0;
+  const confirmed: CommandSpec = {
+    ...boom,
+    name: "big",
+    level: "operator",
+    run: async (ctx) => {
+      const { confirmed } = await ctx.confirm({ text: "Sure?", html: "Sure?" });
+      if (confirmed) ran++;
+      return { text: "done", html: "done" };
+    },
+  };
+  const { send, db } = await setup([confirmed]);
+  const demoted = await send("big", 50, undefined, { confirm: true, powerLevelNow: () => 0 });
+  assert.equal(ran, 0);
+  assert.deepEqual(demoted.reactions, ["👀", "⛔"]);
+  assert.match(demoted.replies.join("\n"), /U now has power level 0, and !big needs the operator level \(power level 50\): the ✅ does not count/);
+  assert.equal((await recentCommands(db, "fam", 1))[0]?.result, "refused");
+  const still = await send("big", 50, undefined, { confirm: true, powerLevelNow: () => 50 });
+  assert.equal(ran, 1);
+  assert.deepEqual(still.reactions, ["👀", "✅"]);
+});
+
+test("answers never outgrow an event: user text is quoted cut short, long answers come as a file, the audit keeps a capped line", async () => {
+  const echo: CommandSpec = {
+    ...boom,
+    name: "echo",
+    args: [{ name: "words", summary: "anything", variadic: true }],
+    run: async (_ctx, input) => ({ text: input.args.join("\n"), html: input.args.join("<br>") }),
+  };
+  const { send, db } = await setup([echo, historyCommand]);
+  const huge = "x".repeat(60_000);
+  for (const line of [`nosuch${huge}`, `echo "${huge}`, `echo --${huge}`, `help ${huge}`]) {
+    const ch = await send(line);
+    assert.ok(ch.replies.length >= 1, line.slice(0, 20));
+    for (const [i, text] of ch.replies.entries()) assert.ok(answerBytes({ text, html: ch.html[i] ?? "" }) <= MAX_ANSWER_BYTES, `${line.slice(0, 20)}: ${text.length}`);
+  }
+  const long = await send(`echo ${"word ".repeat(10_000)}`);
+  assert.match(long.replies[0] ?? "", /too long for a message: it follows as the file answer\.txt/);
+  assert.equal(long.replies[1], "[file answer.txt]");
+  assert.deepEqual(long.reactions, ["👀", "✅"]);
+  const [row] = await recentCommands(db, "fam", 1);
+  assert.ok((row?.line.length ?? 0) < 1_000);
+  const history = await send("history");
+  assert.deepEqual(history.reactions, ["👀", "✅"]);
+  assert.ok(answerBytes({ text: history.replies[0] ?? "", html: history.html[0] ?? "" }) <= MAX_ANSWER_BYTES);
+});
+
+test("an answer the homeserver refuses still ends its audit row (not 'running' for ever)", async () => {
+  const { db, dispatcher } = await setup([]);
+  const ch = recordingChannel();
+  ch.reply = async () => {
+    throw new Error("M_TOO_LARGE");
+  };
+  await dispatcher.dispatch({ clan: "fam", room: "!r", eventId: "$e", sentAt: 1_000_000, sender: { id: "@u:x", name: "U", powerLevel: 0 }, line: "nosuch" }, ch);
+  assert.equal((await recentCommands(db, "fam", 1))[0]?.result, "invalid");
+});
+
+test("!invite --expires 0s and other nonsense values are refused, not replaced", async () => {
+  const { send } = await setup([inviteCommand]);
+  for (const line of ["invite --expires 0s", "invite --expires 0m", "invite --uses 0", "invite --uses 99999999999999999999999"]) {
+    const ch = await send(line, 100);
+    assert.equal(ch.reactions.at(-1), "❓", line);
+    assert.match(ch.replies[0] ?? "", /takes a duration|takes a whole number|must be between/, line);
+  }
 });

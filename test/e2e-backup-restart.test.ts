@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { MatrixEvent } from "matrix-js-sdk";
 import { waitForStatus } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
-import { groupGone, processesInGroup, readInvocations, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { groupGone, processesInGroup, readInvocations, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { reactionsOn, say, timeline, waitForEvent, waitForOutcome, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
 
 const FIXTURE: FakeClanFixture = {

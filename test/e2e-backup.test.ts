@@ -4,7 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { EventType, RelationType, type MatrixClient } from "matrix-js-sdk";
 import { editsOf, waitForStatus } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
-import { processesInGroup, readInvocations, type FakeClanFixture, type FakeClanInvocation } from "./support/fake-clan-fixture.ts";
+import { processesInGroup, readInvocations, type FakeClanFixture, type FakeClanInvocation } from "../demo/fake-clan-fixture.ts";
 import { reactionsOn, say, waitForEvent, waitForReaction, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
 
 const OLD = "borg::nas::2026-11-19T01:00:00";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { test } from "node:test";
 import { EventType, KnownMembership, Preset } from "matrix-js-sdk";
-import { makeFlake } from "./support/fake-clan-fixture.ts";
+import { makeFlake } from "../demo/fake-clan-fixture.ts";
 import { world, type World } from "./support/e2e.ts";
 import { reactionsOn, say, timeline, waitForEvent, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
 
@@ -67,7 +67,7 @@ test("unknown commands and bad flags get a clear answer", async () => {
   assert.match((await waitForReply(w.alice, w.roomId, typo)).getContent().body as string, /Did you mean `!machines`\?/);
   const flag = await say(w.alice, w.roomId, "!history --limit lots");
   assert.match((await waitForReply(w.alice, w.roomId, flag)).getContent().body as string, /`--limit` of !history takes a whole number, not 'lots'/);
-  await waitForReaction(w.alice, w.roomId, flag, "❌");
+  await waitForReaction(w.alice, w.roomId, flag, "❓");
 });
 
 test("a broken flake gives a clear error, and the bot keeps answering", async () => {

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { commitFlake, updateRuns, waitForStatus } from "./support/deploy-helpers.ts";
 import { FAMILY, world } from "./support/e2e.ts";
-import { groupGone, processesInGroup } from "./support/fake-clan-fixture.ts";
+import { groupGone, processesInGroup } from "../demo/fake-clan-fixture.ts";
 import { reactionsOn, say, timeline, waitForEvent, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
 
 test("a bot killed during a deploy marks it interrupted on restart, stops its leftover clan processes, tells the room once, and re-runs nothing", async () => {

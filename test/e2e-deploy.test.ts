@@ -5,7 +5,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { EventType, RelationType, type MatrixClient } from "matrix-js-sdk";
 import { commitFlake, download, editsOf, updateRuns, waitForStatus, waitForStatusMessage } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
-import { fakeNixPath, processesInGroup, readInvocations, writeFixture, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { fakeNixPath, processesInGroup, readInvocations, writeFixture, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { reactionsOn, say, timeline, waitForEvent, waitForReaction, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
 
 const FIXTURE: FakeClanFixture = {
@@ -53,7 +53,10 @@ test("!deploy laptop runs clan for that machine, edits one status message at mos
 
   const runs = await updateRuns(w.clanLog);
   assert.equal(runs.length, 1);
-  assert.deepEqual(runs[0]?.argv, ["machines", "update", "laptop", "--host-key-check", "accept-new", "--flake", w.flake]);
+  assert.deepEqual(runs[0]?.argv.slice(0, 4), ["machines", "update", "laptop", "--target-host"]);
+  // The route the bot takes too, with its key and the host keys it pinned for clan's ssh (none yet: accept-new).
+  assert.match(runs[0]?.argv[4] ?? "", /^root@laptop\.lan:22\?UserKnownHostsFile=\/.*\/family-laptop&IdentityFile=\/.*id_ed25519&IdentitiesOnly=yes$/);
+  assert.deepEqual(runs[0]?.argv.slice(5), ["--host-key-check", "accept-new", "--flake", w.flake]);
   assert.equal(runs[0]?.env.NO_COLOR, "1");
   assert.equal(runs[0]?.stdinIsTTY, false);
 
@@ -188,28 +191,21 @@ test("injection attempts and unknown machines are refused before anything runs",
   for (const [line, expected] of cases) {
     const id = await say(w.alice, w.roomId, line);
     assert.match((await waitForReply(w.alice, w.roomId, id)).getContent().body as string, expected);
-    assert.equal(await outcome(w.alice, id), "❌");
+    assert.equal(await outcome(w.alice, id), "❓");
   }
   const after = (await readInvocations(w.clanLog)).slice(before.length);
   // At most the inventory was read (when the cached read had expired): unknown names never evaluate the flake again.
   for (const run of after) assert.equal(run.argv[0], "select", `unexpected clan run: ${JSON.stringify(run.argv)}`);
 });
 
-test("!deploy --dry-run builds the system with nix build and reports its store path", async () => {
+test("!deploy --dry-run builds the system with clan machines build (this clan has it) and reports its store path", async () => {
   const id = await say(w.alice, w.roomId, "!deploy laptop --dry-run");
   assert.equal(await outcome(w.alice, id), "✅");
   const final = await waitForStatus(w.alice, w.roomId, id, /Done after/);
   assert.match(final, /\*Dry run #\d+\* of laptop/);
   assert.match(final, /✅ \*laptop\*: built in \d+ (ms|s): `\/nix\/store\/[0-9a-z]{32}-nixos-system-laptop-25\.11\.20260815\.5e2a59a`/);
-  const nix = (await readInvocations(w.clanLog)).filter((i) => i.program === "nix").at(-1);
-  assert.deepEqual(nix?.argv, [
-    "--extra-experimental-features",
-    "nix-command flakes",
-    "build",
-    `${w.flake}#nixosConfigurations.laptop.config.system.build.toplevel`,
-    "--no-link",
-    "--print-out-paths",
-  ]);
+  const build = (await readInvocations(w.clanLog)).filter((i) => i.argv[0] === "machines" && i.argv[1] === "build").at(-1);
+  assert.deepEqual(build?.argv, ["machines", "build", "laptop", "--no-link", "--flake", w.flake]);
 });
 
 test("locks: a locked machine is refused to others, shown in !locks, and only its holder or an admin unlocks it", async () => {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FAMILY, world, type World } from "./support/e2e.ts";
-import { readInvocations, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { readInvocations, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { isReplyTo, reactionsOn, say, timeline, waitForOutcome, waitForReaction, waitForReply } from "./support/matrix-wait.ts";
 
 const FIXTURE: FakeClanFixture = {

@@ -18,6 +18,12 @@ const ARTIFACTS = new URL("../test-artifacts/", import.meta.url).pathname;
 /** A phone: what matters to the page is the narrow viewport and touch. */
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true };
 
+// The browser first: without it (Debian's chromium, see the README), nothing else is started.
+const browser: Browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
+});
+after(() => browser.close());
 const port = await freePort();
 const w: World = await world({
   config: (base) => ({
@@ -27,11 +33,6 @@ const w: World = await world({
   }),
 });
 await w.bot.waitForLog(/the join page is listening/);
-const browser: Browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"],
-});
-after(() => browser.close());
 
 const bodyOf = (e: MatrixEvent): string => String(e.getContent()["body"] ?? "");
 

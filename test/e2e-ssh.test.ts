@@ -8,7 +8,7 @@ import { EventType, RelationType, type MatrixClient } from "matrix-js-sdk";
 import { loadBotKey } from "../ops/ssh-key.ts";
 import { waitForStatus } from "./support/deploy-helpers.ts";
 import { world, type World } from "./support/e2e.ts";
-import type { FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import type { FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { FakeMachine, freePort } from "./support/fake-machine.ts";
 import { say, waitForEvent, waitForReaction, waitForReply, waitForOutcome } from "./support/matrix-wait.ts";
 import { tempDir } from "./support/temp-dir.ts";
@@ -53,7 +53,7 @@ test("!status: one table for all machines, the unreachable one explained, host k
   const id = await say(w.alice, w.roomId, "!status");
   const reply = body(await waitForReply(w.alice, w.roomId, id, 20_000));
   assert.match(reply, /^3 machines: 2 up, 1 not\./);
-  assert.match(reply, /\*laptop\* +🟢 up .* 25\.11 \(5e2a59a\) +`[0-9a-z]{8}` gen 2 +no +none +\d+% of [\d.]+ GB +not deployed by me/);
+  assert.match(reply, /\*laptop\* +🟢 up .* 25\.11 \(5e2a59a\), state 25\.11 +`[0-9a-z]{8}` gen 2 +no +none +\d+% of [\d.]+ GB +not deployed by me/);
   assert.match(reply, /\*nas\* +🟢 up .* gen 3 +no +⚠️ 1: borgbackup-job-offsite\.service/);
   assert.match(reply, /\*tv\* +🔴 unreachable/);
   assert.match(reply, /\*tv\* \(root@127\.0\.0\.1:\d+\): cannot connect to 127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);

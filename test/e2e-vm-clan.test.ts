@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { world, type World } from "./support/e2e.ts";
-import { processesInGroup, readInvocations, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { processesInGroup, readInvocations, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { say, waitForEvent, waitForOutcome } from "./support/matrix-wait.ts";
 import { answerMatching, freePort, killVmsAfter, qemuRuns } from "./support/vm-helpers.ts";
 

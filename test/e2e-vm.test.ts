@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { test } from "node:test";
 import { EventType } from "matrix-js-sdk";
 import { world, type World } from "./support/e2e.ts";
-import { fakeNixPath, processesInGroup, writeFixture, type FakeClanFixture } from "./support/fake-clan-fixture.ts";
+import { fakeNixPath, processesInGroup, writeFixture, type FakeClanFixture } from "../demo/fake-clan-fixture.ts";
 import { say, timeline, waitForEvent, waitForOutcome, waitForReply } from "./support/matrix-wait.ts";
 import { announcement, answerMatching, freePort, groupGone, killVmsAfter, qemuRuns } from "./support/vm-helpers.ts";
 
@@ -69,12 +69,12 @@ test("!vm run builds and starts the VM; its forwarded port answers; !vm list sho
 test("refused before anything starts: a second VM of a machine, a taken port, bad ports, unknown or darwin machines, the limit, viewers", async () => {
   assert.match(await run("!vm run media", /already has a VM/, "⛔"), /media already has a VM \(#\d+ by @alice:\S+, since \d+ s ago\): one per machine/);
   assert.match(await run(`!vm run nas --port ${p1}:8080`, /Host port/, "⛔"), new RegExp(`Host port ${p1} is already used by media's VM\\. Choose another host port`));
-  assert.match(await run("!vm run nas --port 80:80", /host port/, "❌"), /must be between 1024 and 65535 \(lower ones need root/);
-  assert.match(await run("!vm run nas --port web", /HOST:GUEST/, "❌"), /`--port` takes HOST:GUEST, two port numbers such as 8080:80, not 'web'/);
-  assert.match(await run(`!vm run nas --port ${p3}:80 --port ${p3}:81`, /twice/, "❌"), new RegExp(`Host port ${p3} is given twice`));
-  assert.match(await run("!vm run medai", /unknown machine/, "❌"), /unknown machine 'medai'; known: .* Did you mean 'media'\?/);
+  assert.match(await run("!vm run nas --port 80:80", /host port/, "❓"), /must be between 1024 and 65535 \(lower ones need root/);
+  assert.match(await run("!vm run nas --port web", /HOST:GUEST/, "❓"), /`--port` takes HOST:GUEST, two port numbers such as 8080:80, not 'web'/);
+  assert.match(await run(`!vm run nas --port ${p3}:80 --port ${p3}:81`, /twice/, "❓"), new RegExp(`Host port ${p3} is given twice`));
+  assert.match(await run("!vm run medai", /unknown machine/, "❓"), /unknown machine 'medai'; known: .* Did you mean 'media'\?/);
   assert.match(await run("!vm run mac", /darwin/, "❌"), /mac is a darwin machine: only NixOS machines have a VM/);
-  assert.match(await run("!vm stpo nas", /no subcommand/, "❌"), /!vm has no subcommand 'stpo'; it has run, list, stop, logs\. Did you mean `!vm stop`\?/);
+  assert.match(await run("!vm stpo nas", /no subcommand/, "❓"), /!vm has no subcommand 'stpo'; it has run, list, stop, logs\. Did you mean `!vm stop`\?/);
 
   // Something else on the host holds a port.
   const squatter = createServer();

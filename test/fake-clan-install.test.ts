@@ -18,7 +18,7 @@ import {
   makeFlake,
   readInvocations,
   removeFlake,
-} from "./support/fake-clan-fixture.ts";
+} from "../demo/fake-clan-fixture.ts";
 import { cleanEnv, runClan, type ClanRun, type ClanRunOptions } from "./support/fake-clan-process.ts";
 
 const clan = (args: string[], opts: ClanRunOptions = {}): Promise<ClanRun> => runClan(args, { cwd: tmp, ...opts });

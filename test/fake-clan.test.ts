@@ -19,7 +19,7 @@ import {
   readInvocations,
   removeFlake,
   writeFixture,
-} from "./support/fake-clan-fixture.ts";
+} from "../demo/fake-clan-fixture.ts";
 import { cleanEnv, runClan, type ClanRun, type ClanRunOptions } from "./support/fake-clan-process.ts";
 
 const clan = (args: string[], opts: ClanRunOptions = {}): Promise<ClanRun> => runClan(args, opts);
@@ -360,16 +360,18 @@ describe("clan machines update", { concurrency: 4 }, () => {
     assert.deepEqual([r.code, r.stderr], [1, "Target Host can only be set for one machines\n"]);
   });
 
-  test("without names: machines with a target host, not requiring an explicit update", async () => {
+  test("without names: every machine not requiring an explicit update, reachable or not (as clan's code does)", async () => {
     const fixture: FakeClanFixture = {
       machines: { ...FIXTURE.machines, nas: { ...FIXTURE.machines.nas, requireExplicitUpdate: true } },
       behaviour: { "machines update": { generateVars: false } },
     };
     await withFlake(fixture, async (dir) => {
       const r = await clan(["machines", "update", "--flake", dir]);
-      assert.equal(r.code, 0);
+      assert.equal(r.code, 1);
       const prefixes = new Set(lines(r.stderr).map((l) => l.split(" ")[0]));
-      assert.deepEqual([...prefixes], ["[laptop]"]);
+      assert.deepEqual([...prefixes].sort(), ["1", "[desktop]", "[laptop]"]);
+      assert.match(r.stderr, /\[desktop\] failed with error: Could not find any way to connect to machine 'desktop'\. No targetHost configured and machine not reachable via any network\.\n/);
+      assert.match(r.stderr, /\n1 hosts failed with an error\. Check the logs above\n$/);
     });
   });
 

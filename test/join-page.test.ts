@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { get } from "node:http";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { Announcer } from "../bot/announcer.ts";
 import { InviteService, RoomInviteError } from "../bot/invite-service.ts";
 import { JoinServer } from "../bot/web/join-server.ts";
 import type { Message } from "../commands/format.ts";
+import type { Log } from "../commands/types.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
 import { freePort } from "./support/fake-machine.ts";
@@ -16,7 +18,7 @@ const alice = { id: "@alice:example.org", name: "Alice" };
 const silent = { info: () => {}, warn: () => {}, error: () => {} };
 
 /** A join page on a free port over a real SQLite file, inviting into a room that records who it was asked for. */
-async function joinDesk(opts: { requests?: number; refuse?: (userId: string) => string | undefined } = {}) {
+async function joinDesk(opts: { requests?: number; refuse?: (userId: string) => string | undefined; limits?: { headersMs: number; requestMs: number }; log?: Log } = {}) {
   const db = await openDatabase(join(await tempDir(), "state.sqlite3"));
   await migrate(db);
   let now = Date.UTC(2026, 10, 21, 12, 0);
@@ -50,6 +52,8 @@ async function joinDesk(opts: { requests?: number; refuse?: (userId: string) => 
     publicUrl,
     trustProxy: false,
     rateLimit: { requests: opts.requests ?? 1000, windowMs: 60_000 },
+    ...(opts.limits ? { limits: opts.limits } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
   });
   await server.listen();
   const invites = service.forClan("family");
@@ -61,6 +65,7 @@ async function joinDesk(opts: { requests?: number; refuse?: (userId: string) => 
     invited,
     posted,
     publicUrl,
+    port,
     advance: (ms: number) => void (now += ms),
     async close() {
       await server.close();
@@ -239,4 +244,37 @@ test("50 redemptions of a one-use code at once invite exactly one person", async
   assert.equal(results.filter((s) => s === 200).length, 1);
   assert.equal(results.filter((s) => s === 404).length, 49);
   assert.equal(desk.invited.length, 1);
+});
+
+/** Opens a connection, writes `first`, and resolves with how long the server took to close it. */
+function heldFor(port: number, first: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const socket = connect(port, "127.0.0.1", () => socket.write(first));
+    socket.on("data", () => undefined);
+    socket.on("error", () => undefined);
+    socket.on("close", () => resolve(Date.now() - started));
+    setTimeout(() => reject(new Error("the server held a slow client for 20 s")), 20_000).unref();
+  });
+}
+
+test("slow clients are cut at the limits (not ~30 s later), and a cut is logged as noise, not as an error", async (t) => {
+  const logged: Array<[string, string]> = [];
+  const log = {
+    info: (_f: Record<string, unknown>, m: string) => void logged.push(["info", m]),
+    warn: (_f: Record<string, unknown>, m: string) => void logged.push(["warn", m]),
+    error: (_f: Record<string, unknown>, m: string) => void logged.push(["error", m]),
+  };
+  const desk = await joinDesk({ limits: { headersMs: 1_000, requestMs: 2_000 }, log });
+  t.after(() => desk.close());
+  const { link } = await desk.make();
+  const path = new URL(link).pathname;
+  const [headers, body] = await Promise.all([
+    heldFor(desk.port, `GET ${path} HTTP/1.1\r\nHost: x\r\n`),
+    heldFor(desk.port, `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nuser=`),
+  ]);
+  assert.ok(headers < 3_000, `headers: cut after ${headers} ms`);
+  assert.ok(body < 4_000, `body: cut after ${body} ms`);
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(logged.filter(([level]) => level !== "info"), []);
 });

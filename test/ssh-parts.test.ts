@@ -15,6 +15,8 @@ import { tempDir } from "./support/temp-dir.ts";
 
 test("clan target addresses: user, host, port, IPv6, options", () => {
   assert.deepEqual(parseTarget("root@laptop.lan"), { user: "root", host: "laptop.lan", port: 22, text: "root@laptop.lan" });
+  // A target goes into clan's argv: it must never look like an option.
+  for (const t of ["--help", "-oProxyCommand=x", "root@-x", "-root@host", "--target-host"]) assert.ok("error" in parseTarget(t), t);
   assert.deepEqual(parseTarget("nas"), { user: "root", host: "nas", port: 22, text: "nas" });
   assert.deepEqual(parseTarget("admin@10.0.0.5:2222"), { user: "admin", host: "10.0.0.5", port: 2222, text: "admin@10.0.0.5:2222" });
   assert.deepEqual(parseTarget("root@[fd00::1]:22"), { user: "root", host: "fd00::1", port: 22, text: "root@[fd00::1]:22" });
@@ -82,11 +84,23 @@ test("the health probe's answer: every field, missing ones left empty, a pending
     generation: undefined,
     bootId: undefined,
     rebootPending: false,
+    nextBootSystem: undefined,
     failedUnits: [],
     rootDisk: undefined,
   });
   assert.equal(generationOf("system-7-link"), 7);
   assert.equal(generationOf("something"), undefined);
+});
+
+test("switch inhibitors: running = booted, but the profile (the next boot) is newer: a reboot is pending", () => {
+  const system = (x: string): string => `/nix/store/${x.repeat(32)}-nixos-system-nas-26.05`;
+  const h = parseHealth(
+    [`link /run/current-system ${system("a")}`, `link /run/booted-system ${system("a")}`, `profile ${system("b")}`, "link /nix/var/nix/profiles/system system-43-link"].join("\n"),
+  );
+  assert.equal(h.rebootPending, true);
+  assert.equal(h.nextBootSystem, system("b"));
+  const same = parseHealth([`link /run/current-system ${system("a")}`, `link /run/booted-system ${system("a")}`, `profile ${system("a")}`].join("\n"));
+  assert.equal(same.rebootPending, false);
 });
 
 test("commands as root: unchanged for root, through sudo -n with the command quoted otherwise", () => {

@@ -90,7 +90,7 @@ test("the audit keeps clans apart, newest first, and marks runs a crash interrup
   await startCommand(db, { ...base, clan: "b", startedAt: 2 });
   const a2 = await startCommand(db, { ...base, clan: "a", startedAt: 3 });
   assert.deepEqual((await recentCommands(db, "a", 10)).map((e) => [e.id, e.result]), [[a2, "running"], [a1, "ok"]]);
-  assert.equal(await interruptRunningCommands(db, 9), 2);
+  assert.equal((await interruptRunningCommands(db, 9)).length, 2);
   assert.equal((await recentCommands(db, "a", 1))[0]?.result, "interrupted");
   await db.close();
 });

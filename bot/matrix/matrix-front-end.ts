@@ -204,6 +204,7 @@ export class MatrixFrontEnd {
         eventId,
         sentAt,
         sender: { id: sender, name: room.getMember(sender)?.name ?? sender, powerLevel: powerLevelOf(room, sender) },
+        powerLevelNow: () => powerLevelOf(room, sender),
         line,
         claimed: claim.stored,
       },
@@ -284,6 +285,28 @@ export class MatrixFrontEnd {
     }
     log.info({ room: roomId, events: missed.length }, "read back through a gap in the room's timeline");
     for (const event of missed.reverse()) await this.onTimelineEvent(event, room);
+  }
+
+  /**
+   * Runs a read-only command again that the bot had taken but not answered when it stopped: its
+   * message was claimed then, so it is dispatched as it is, answering the original message.
+   */
+  async rerun(c: { clan: string; room: string; eventId?: string; sender: string; startedAt: number }, line: string): Promise<void> {
+    const room = this.d.client.getRoom(c.room);
+    if (!room || !c.eventId || this.bindings.clanOf(c.room) !== c.clan) return;
+    this.d.log.info({ room: c.room, event: c.eventId, line }, "answering a read-only command that was not answered before the bot stopped");
+    void this.d.dispatcher.dispatch(
+      {
+        clan: c.clan,
+        room: c.room,
+        eventId: c.eventId,
+        sentAt: c.startedAt,
+        sender: { id: c.sender, name: room.getMember(c.sender)?.name ?? c.sender, powerLevel: powerLevelOf(room, c.sender) },
+        line,
+        claimed: Promise.resolve(),
+      },
+      new MatrixReplyChannel(this.sending, c.room, c.eventId, this.waiters, this.replies),
+    );
   }
 
   /** An invited person's join, seen once (restarts replay the timeline). */

@@ -79,7 +79,8 @@ export class PersistentSyncStore extends MemoryStore {
       }
     }
     this.continuing = true;
-    this.accumulator.accumulate(syncData);
+    // Not the SDK's object itself: it goes on to process this sync.
+    this.accumulator.accumulate(withoutOwnMessages(syncData, this.userId));
     if (syncData.rooms) this.touched(syncData.rooms as unknown as Partial<RoomsData>);
     this.dirty = true;
   }
@@ -117,4 +118,31 @@ export class PersistentSyncStore extends MemoryStore {
   private touched(rooms: Partial<RoomsData>): void {
     for (const section of SECTIONS) for (const roomId of Object.keys(rooms[section] ?? {})) this.changed.add(roomId);
   }
+}
+
+interface TimelineRoom {
+  timeline?: { events?: Array<{ sender?: string; type?: string }> };
+}
+
+/**
+ * The sync as it is saved: without the bot's own messages. They may hold a full join link (only a
+ * hash of a code is kept anywhere else), and the bot never reads its own messages back.
+ */
+function withoutOwnMessages(sync: ISyncResponse, userId: string): ISyncResponse {
+  const rooms = sync.rooms as unknown as Partial<Record<Section, Record<string, TimelineRoom>>> | undefined;
+  if (!rooms) return sync;
+  const own = (e: { sender?: string; type?: string }): boolean => e.sender === userId && e.type === "m.room.message";
+  const filtered: Partial<Record<Section, Record<string, TimelineRoom>>> = { ...rooms };
+  for (const section of ["join", "leave"] as const) {
+    const byRoom = rooms[section];
+    if (!byRoom) continue;
+    filtered[section] = Object.fromEntries(
+      Object.entries(byRoom).map(([roomId, room]) => {
+        const events = room.timeline?.events;
+        if (!events?.some(own)) return [roomId, room];
+        return [roomId, { ...room, timeline: { ...room.timeline, events: events.filter((e) => !own(e)) } }];
+      }),
+    );
+  }
+  return { ...sync, rooms: filtered } as unknown as ISyncResponse;
 }

@@ -3,7 +3,8 @@ import type { Outbox, Post } from "./outbox.ts";
 import type { Message } from "../../commands/format.ts";
 import type { Attachment, Confirmation, ReceivedReply, SentMessage } from "../../commands/types.ts";
 import type { ReplyChannel } from "../dispatcher.ts";
-import { downloadMedia, encryptAttachment } from "./media.ts";
+import { UserError } from "../../commands/errors.ts";
+import { downloadMedia, encryptAttachment, MediaDownloadError } from "./media.ts";
 import type { ReactionWaiters } from "./reaction-waiters.ts";
 import type { ReplyWaiters } from "./reply-waiters.ts";
 
@@ -43,7 +44,7 @@ export class MatrixReplyChannel implements ReplyChannel {
   }
 
   private get lane(): string {
-    return `answer:${this.eventId}`;
+    return answerLane(this.eventId);
   }
 
   async reply(message: Message, once?: string): Promise<SentMessage> {
@@ -88,6 +89,9 @@ export class MatrixReplyChannel implements ReplyChannel {
       } catch (err) {
         // The message may still show a secret: it is removed even when it cannot be read.
         await remove("unreadable answer to a request of the bot");
+        if (err instanceof MediaDownloadError) {
+          throw new UserError(`I could not download the image you sent: ${err.message}. Nothing was done; send it again, or paste the text instead.`);
+        }
         throw err;
       }
     }
@@ -146,6 +150,11 @@ export class MatrixReplyChannel implements ReplyChannel {
     // A post with a once key that exists already: it was posted (or is on its way) before.
     return post ?? { id: 0, sent: Promise.resolve(undefined) };
   }
+}
+
+/** The outbox lane of a command's answers (its 👀 goes apart). */
+export function answerLane(commandEventId: string): string {
+  return `answer:${commandEventId}`;
 }
 
 /** The reaction that says a command was taken: it has a lane of its own. */

@@ -5,6 +5,8 @@ import { ConfigError } from "../config.ts";
 import { JoinServer } from "../web/join-server.ts";
 import { MatrixFrontEnd } from "./matrix-front-end.ts";
 import { Outbox } from "./outbox.ts";
+import { recoverCommands } from "./command-recovery.ts";
+import { commandTable } from "../../commands/index.ts";
 import { EventClaims } from "../../storage/handled-events.ts";
 import { PersistentSyncStore } from "./persistent-sync-store.ts";
 import { keepLiveTimelinesShort } from "./short-timelines.ts";
@@ -73,6 +75,17 @@ export async function runMatrix(app: App): Promise<number> {
     await app.announceInterrupted((clan, message, replyTo, once) => frontEnd.post(clan, message, replyTo, once));
   } catch (err) {
     log.error({ err }, "could not tell a room about an interrupted deploy; will try again at the next start");
+  }
+  try {
+    await recoverCommands(app.unfinished, {
+      db,
+      table: commandTable,
+      prefix: app.config.commands.prefix,
+      rerun: (c, line) => frontEnd.rerun(c, line),
+      tell: (c, message, once) => frontEnd.post(c.clan, message, c.eventId, once),
+    });
+  } catch (err) {
+    log.error({ err }, "could not answer or tell about the commands cut short when the bot last stopped");
   }
   await app.announcer.connect((clan, message, replyTo, once) => frontEnd.post(clan, message, replyTo, once));
   app.invites.connect((clan, userId, reason) => frontEnd.invite(clan, userId, reason));

@@ -58,7 +58,8 @@ export async function establishSession(m: MatrixConfig, db: Db, log: Logger): Pr
     const session = { userId: who.userId, deviceId: who.deviceId, accessToken: token };
     const saved = await loadSession(db, m.homeserver, m.userId);
     if (saved && saved.deviceId !== session.deviceId) await clearSyncState(db, m.userId);
-    await saveSession(db, m.homeserver, session);
+    // Only the device is kept: a token given in the config (or its file) is read from there at each start, never copied.
+    await saveSession(db, m.homeserver, { ...session, accessToken: "" });
     return session;
   }
 

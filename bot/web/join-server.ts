@@ -16,7 +16,13 @@ export interface JoinServerOptions {
   readonly publicUrl: string;
   readonly trustProxy: boolean;
   readonly rateLimit: { readonly requests: number; readonly windowMs: number };
+  /** How long a client may take for its headers, and for its whole request (tests shorten them). */
+  readonly limits?: { readonly headersMs: number; readonly requestMs: number };
 }
+
+/** A phone on a poor connection sends a small form in well under these; a slow-loris client is cut. */
+const HEADERS_TIMEOUT_MS = 10_000;
+const REQUEST_TIMEOUT_MS = 15_000;
 
 const JOIN_PATH = /^\/join\/([^/?#]{1,200})$/;
 const CHECK_COOKIE = "clanbot_check";
@@ -52,15 +58,29 @@ export class JoinServer {
       "cross-origin-resource-policy": "same-origin",
       ...(https ? { "strict-transport-security": "max-age=31536000" } : {}),
     };
-    this.server = createServer((req, res) => {
+    const headersMs = options.limits?.headersMs ?? HEADERS_TIMEOUT_MS;
+    const requestMs = options.limits?.requestMs ?? REQUEST_TIMEOUT_MS;
+    const handler = (req: IncomingMessage, res: ServerResponse): void => {
       this.handle(req, res).catch((err: unknown) => {
+        // A client that went away or was cut for being slow is everyday noise on a public page, not a failure.
+        if (req.destroyed || res.destroyed) {
+          this.o.log.info({ err: errorWithoutUrl(err) }, "a join page client went away or was too slow");
+          return;
+        }
         this.o.log.error({ err: errorWithoutUrl(err) }, "the join page failed");
         if (!res.headersSent) this.send(res, 500, messagePage("Something went wrong", "Please try again in a moment."));
         else res.destroy();
       });
-    });
-    this.server.headersTimeout = 10_000;
-    this.server.requestTimeout = 15_000;
+    };
+    this.server = createServer(
+      {
+        headersTimeout: headersMs,
+        requestTimeout: requestMs,
+        // Node checks those limits only this often (30 s by default): without it a slow client holds on for ~30 s.
+        connectionsCheckingInterval: Math.min(1_000, headersMs / 2),
+      },
+      handler,
+    );
   }
 
   async listen(): Promise<AddressInfo> {

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { stopAtExit } from "./leftovers.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 export const MAIN = join(root, "bot/main.ts");
@@ -44,6 +45,7 @@ export function startBot(configPath: string, opts: { cwd?: string; env?: Record<
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });
+  stopAtExit(proc);
   const log: string[] = [];
   const waiters: Array<{ pattern: RegExp; resolve: (l: string) => void }> = [];
   let partial = "";

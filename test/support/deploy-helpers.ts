@@ -2,7 +2,7 @@
 // (the latest edit), attached files, and what the fake clan was asked to do.
 import { execFileSync } from "node:child_process";
 import { EventType, type MatrixClient, type MatrixEvent } from "matrix-js-sdk";
-import { readInvocations, type FakeClanInvocation } from "./fake-clan-fixture.ts";
+import { readInvocations, type FakeClanInvocation } from "../../demo/fake-clan-fixture.ts";
 import { timeline, waitForEvent } from "./matrix-wait.ts";
 
 /** Makes `dir` a git checkout with everything committed, as a clan's flake is. */

@@ -2,7 +2,7 @@ import { after } from "node:test";
 import { join } from "node:path";
 import { KnownMembership, Preset, type MatrixClient } from "matrix-js-sdk";
 import { startBot, writeConfig, type BotProcess } from "./bot-process.ts";
-import { fakeClanPath, makeFlake, type FakeClanFixture } from "./fake-clan-fixture.ts";
+import { fakeClanPath, makeFlake, type FakeClanFixture } from "../../demo/fake-clan-fixture.ts";
 import { bootstrapCrossSigning, eventually } from "./e2ee-client.ts";
 import { humanClient, startHomeserver, stopClient, type TestHomeserver } from "./homeserver.ts";
 import { waitForEvent } from "./matrix-wait.ts";
@@ -87,14 +87,15 @@ export async function world(
   const base = {
     matrix: { homeserver: hs.url, userId: bot.userId, password: "pw-bot", maxCommandAge: "15m" },
     storage: { path: join(dir, "state", "clanbot.sqlite3") },
-    clan: { command: fakeClanPath },
+    // clan's ssh reads the user's known_hosts: here a file of the test's (the fake reads it from FAKE_CLAN_SSH_KNOWN_HOSTS).
+    clan: { command: fakeClanPath, sshKnownHosts: join(dir, "clan-ssh", "known_hosts") },
     clans: [{ name: "family", room: roomId, flake }],
     log: { level: "debug" },
   };
   const config = opts.config ? opts.config(base) : base;
   const configPath = await writeConfig(dir, config);
   const launch = (path: string): BotProcess => {
-    const p = startBot(path, { env: { ...opts.env, FAKE_CLAN_LOG: clanLog } });
+    const p = startBot(path, { env: { FAKE_CLAN_SSH_KNOWN_HOSTS: join(dir, "clan-ssh", "known_hosts"), ...opts.env, FAKE_CLAN_LOG: clanLog } });
     processes.push(p);
     return p;
   };

@@ -3,7 +3,7 @@
 
 import { spawn } from "node:child_process";
 import os from "node:os";
-import { fakeClanPath } from "./fake-clan-fixture.ts";
+import { fakeClanPath } from "../../demo/fake-clan-fixture.ts";
 
 export interface ClanRun {
   code: number | null;

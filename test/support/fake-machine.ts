@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { answersSsh } from "../../ops/ssh-machines.ts";
+import { stopAtExit } from "./leftovers.ts";
 
 const run = promisify(execFile);
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -36,6 +37,10 @@ export interface FakeMachineOptions {
   comesBack?: boolean;
   /** Only the sshd: commands run on this host as they are, without the machine's directory or stand-ins (benchmarks). */
   plain?: boolean;
+  /** Addresses sshd listens on (default 127.0.0.1): "::1" too for an installer that shows an IPv6 address. */
+  listen?: string[];
+  /** Runs sshd through this command, e.g. `ip netns exec <ns>` (benchmarks: a machine in a network namespace). */
+  wrap?: string[];
 }
 
 /** A free TCP port on 127.0.0.1 (closed again at once). */
@@ -123,7 +128,7 @@ export class FakeMachine {
     if (process.getuid?.() === 0 && !existsSync("/run/sshd")) mkdirSync("/run/sshd", { mode: 0o755 });
     const config = [
       `Port ${this.port}`,
-      "ListenAddress 127.0.0.1",
+      ...(this.o.listen ?? ["127.0.0.1"]).map((a) => `ListenAddress ${a}`),
       `HostKey ${join(dir, "host_key")}`,
       `PidFile ${join(dir, "sshd.pid")}`,
       `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
@@ -234,7 +239,9 @@ export class FakeMachine {
   }
 
   async startSshd(): Promise<void> {
-    const child = spawn(SSHD, ["-D", "-e", "-f", join(this.dir, "sshd_config")], { detached: true, stdio: ["ignore", "ignore", "pipe"] });
+    const argv = [...(this.o.wrap ?? []), SSHD, "-D", "-e", "-f", join(this.dir, "sshd_config")];
+    const child = spawn(argv[0] as string, argv.slice(1), { detached: true, stdio: ["ignore", "ignore", "pipe"] });
+    stopAtExit(child, true);
     let stderr = "";
     child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
     this.sshd = child;
@@ -242,7 +249,7 @@ export class FakeMachine {
     const deadline = Date.now() + 10_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`sshd exited (${child.exitCode}): ${stderr}`);
-      if (await answersSsh("127.0.0.1", this.port, 500)) return;
+      if (await answersSsh(this.o.listen?.[0] ?? "127.0.0.1", this.port, 500)) return;
       if (Date.now() > deadline) throw new Error(`sshd did not answer on ${this.port}: ${stderr}`);
       await new Promise((r) => setTimeout(r, 25));
     }

@@ -80,14 +80,14 @@ export async function say(client: MatrixClient, roomId: string, body: string): P
   return event_id;
 }
 
-/** The ✅, ❌ or ⛔ that ends a command, as the person sees it on their message. */
+/** The ✅, ❌, ⛔ or ❓ that ends a command, as the person sees it on their message. */
 export async function waitForOutcome(client: MatrixClient, roomId: string, commandId: string, timeoutMs = 20_000): Promise<string> {
   const e = await waitForEvent(
     client,
     roomId,
     (ev) => {
       const r = ev.getContent()["m.relates_to"] as { event_id?: string; key?: string } | undefined;
-      return ev.getType() === EventType.Reaction && r?.event_id === commandId && (r.key === "✅" || r.key === "❌" || r.key === "⛔");
+      return ev.getType() === EventType.Reaction && r?.event_id === commandId && ["✅", "❌", "⛔", "❓"].includes(r.key ?? "");
     },
     timeoutMs,
     `the outcome of ${commandId}`,

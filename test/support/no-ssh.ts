@@ -14,7 +14,9 @@ export const noSsh: SshMachines = {
   reboot: unused,
   trust: unused,
   firstAnswering: unused,
+  installerLogin: unused,
   forgetHostKey: unused,
   readInstallerCode: unused,
   parseTarget: unused,
+  // Deploys ask which machines have no target host; these tests' machines all have one.
 };

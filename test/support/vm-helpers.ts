@@ -3,7 +3,7 @@ import { createServer } from "node:net";
 import { after } from "node:test";
 import type { MatrixClient, MatrixEvent } from "matrix-js-sdk";
 import { shownText } from "./deploy-helpers.ts";
-import { readInvocations, type FakeClanInvocation } from "./fake-clan-fixture.ts";
+import { readInvocations, type FakeClanInvocation } from "../../demo/fake-clan-fixture.ts";
 import { timeline, waitForEvent } from "./matrix-wait.ts";
 
 /** A port nothing listens on right now (the kernel's pick). */

@@ -3,7 +3,7 @@
 // the leaf parsers, as in clan: `clan --flake X machines list` is a usage error.
 
 import { COMMON_FLAGS, addSubcommands, addSubparser, makeParser } from "./argparse.mjs";
-import { addVmsParser, vmsAvailable } from "./vms.mjs";
+import { addVmsParser, releaseAtLeast, vmsAvailable } from "./vms.mjs";
 
 const link = (url) => `\x1b]8;;${url}\x1b\\${url}\x1b]8;;\x1b\\`;
 const DOCS = "https://clan.lol/docs/unstable";
@@ -71,7 +71,23 @@ export function buildParser() {
     default: [],
     help: "Tags that machines should be queried for. Multiple tags will intersect.",
   };
-  lenient(addSubparser(machines, "build", { help: "Build machine configurations", aliases: ["b"] }));
+  const machineNames = (help) => ({ dest: "machines", nargs: "*", metavar: "MACHINE", default: [], help });
+  // `machines build` came in 2025-11 (release 25.11): older releases have no such subcommand.
+  if (releaseAtLeast(25, 11)) addSubparser(machines, "build", {
+    help: "Build machine configurations",
+    aliases: ["b"],
+    positionals: [machineNames("Machine(s) to build. If no machines are specified, all machines will be built.")],
+    options: [
+      tags,
+      { flags: ["--format"], dest: "format", nargs: 1, kind: "store", default: "toplevel", help: "Build format: 'toplevel' for special builds, or any format name for config.system.build.images.{format} (e.g., 'iso', 'sd-card'). Default: toplevel." },
+      { flags: ["--dry-run"], dest: "dry_run", nargs: 0, kind: "true", help: "Perform a dry run to validate the configuration without actually building." },
+      { flags: ["--no-link"], dest: "no_link", nargs: 0, kind: "true", help: "Do not create result symlinks." },
+      { flags: ["--no-secrets"], dest: "no_secrets", nargs: 0, kind: "true", help: "Do not embed secrets into the built image." },
+      { flags: ["--no-sandbox"], dest: "no_sandbox", nargs: 0, kind: "true", help: "Disable sandboxing when executing generators and image scripts." },
+      { flags: ["--system"], dest: "system", nargs: 1, kind: "store", help: "Target system to build for (e.g. 'x86_64-linux', 'aarch64-linux')." },
+      ...COMMON_FLAGS,
+    ],
+  });
   addSubparser(machines, "update", {
     help: "Update one or more machines",
     aliases: ["u"],
@@ -200,7 +216,16 @@ Further references:
       ...COMMON_FLAGS,
     ],
   });
-  lenient(addSubparser(machines, "generations", { help: "List NixOS generations of a machine" }));
+  addSubparser(machines, "generations", {
+    help: "List NixOS generations of a machine",
+    positionals: [machineNames("Machine to update. If no machines are specified, all machines that don't require explicit updates will be updated.")],
+    options: [
+      tags,
+      { flags: ["--host-key-check"], dest: "host_key_check", nargs: 1, kind: "store", choices: HOST_KEY_CHECK, default: "ask", help: "Host key (.ssh/known_hosts) check mode." },
+      { flags: ["--target-host"], dest: "target_host", nargs: 1, kind: "store", help: "Address of the machine to update, in the format of user@host:1234." },
+      ...COMMON_FLAGS,
+    ],
+  });
 
   addSubparser(root, "select", {
     help: "Select nixos values from the flake",

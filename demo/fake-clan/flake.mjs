@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { ClanCmdError, ClanError, ClanSelectError, FakeSetupError, PythonCrash, nixCommand } from "./errors.mjs";
+import { exportsOf } from "./network.mjs";
 
 export const FIXTURE_FILE = "clan-fixture.json";
 
@@ -207,17 +208,29 @@ export function archivesOf(flake, name, provider) {
   return [...new Set([...fixed, ...made])].sort();
 }
 
+const STAMP = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(-\d+)?$/;
+
 /**
  * Records a new archive of a machine's provider, named like its newest one with the time now
- * (UTC, to the second): "borg::nas::2026-11-20T01:00:00"; "<provider>::<machine>::<time>" for the first.
+ * (UTC, to the second). borgbackup names are "<dest>::<repo>::<archive>" (clanServices/borgbackup's
+ * list script), the repo like "borg@server:." and the archive "<hostName>-<dest>-<time>" (the NixOS
+ * module's archiveBaseName and dateFormat): "nas-backup::borg@backup:.::nas-nas-backup-2026-11-20T01:00:00"
+ * for the first; "<provider>::<machine>::<time>" for the first of another provider.
  */
 export function addArchive(flake, name, provider, now = new Date()) {
   const existing = archivesOf(flake, name, provider);
   const last = existing.at(-1);
-  const prefix = last !== undefined && last.includes("::") ? last.slice(0, last.lastIndexOf("::")) : `${provider}::${name}`;
   const stamp = now.toISOString().slice(0, 19);
-  let archive = `${prefix}::${stamp}`;
-  for (let n = 2; existing.includes(archive); n++) archive = `${prefix}::${stamp}-${n}`;
+  const host = flake.fixture?.machines?.[name]?.hostName ?? name;
+  let base;
+  if (last !== undefined && last.includes("::")) {
+    const cut = last.lastIndexOf("::") + 2;
+    const archive = last.slice(cut);
+    base = `${last.slice(0, cut)}${STAMP.test(archive) ? archive.replace(STAMP, "") : ""}`;
+  } else if (provider === "borgbackup") base = `${name}-backup::borg@backup:.::${host}-${name}-backup-`;
+  else base = `${provider}::${name}::`;
+  let archive = `${base}${stamp}`;
+  for (let n = 2; existing.includes(archive); n++) archive = `${base}${stamp}-${n}`;
   appendFileSync(path.join(flake.root, ARCHIVES_FILE), `${JSON.stringify({ machine: name, provider, name: archive })}\n`);
   return archive;
 }
@@ -260,7 +273,7 @@ function machineEval(fixture, name) {
     },
     networking: { hostName: m.hostName ?? name },
     nixpkgs: { hostPlatform: { system } },
-    system: { build: { toplevel: toplevelPath(fixture, name) }, nixos: { version: nixosVersion(fixture) } },
+    system: { build: { toplevel: toplevelPath(fixture, name) }, nixos: { version: nixosVersion(fixture) }, stateVersion: m.stateVersion ?? "25.11" },
   };
   return { config: deepMerge(config, m.config ?? {}), pkgs: { stdenv: { hostPlatform: { system } } } };
 }
@@ -281,6 +294,7 @@ export function evalTree(fixture) {
   const evals = Object.fromEntries(names.map((n) => [n, machineEval(fixture, n)]));
   const byClass = (cls) => Object.fromEntries(names.filter((n) => machines[n].machineClass === cls).map((n) => [n, evals[n]]));
   return {
+    clan: { exports: exportsOf(fixture) },
     clanInternals: {
       inventoryClass: {
         inventory,

@@ -6,6 +6,7 @@ import path from "node:path";
 import { isatty } from "node:tty";
 import { ArgparseExit, formatHelp, parseArgs } from "./argparse.mjs";
 import { buildParser } from "./cli.mjs";
+import { machinesBuild, machinesGenerations } from "./build.mjs";
 import { backupsCreate, backupsList, backupsRestore, machinesList, selectCommand } from "./commands.mjs";
 import { ClanError, FakeSetupError, NOT_EMULATED_EXIT, PythonCrash, err, log, out, traceback } from "./errors.mjs";
 import { flakeIdentifier, openFlake, requireFlake } from "./flake.mjs";
@@ -19,6 +20,8 @@ const HANDLERS = {
   "machines list": machinesList,
   "machines update": machinesUpdate,
   "machines install": machinesInstall,
+  "machines build": machinesBuild,
+  "machines generations": machinesGenerations,
   select: selectCommand,
   "backups create": backupsCreate,
   "backups list": backupsList,

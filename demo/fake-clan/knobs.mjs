@@ -5,6 +5,8 @@ export const COMMAND_KEYS = [
   "machines list",
   "machines update",
   "machines install",
+  "machines build",
+  "machines generations",
   "select",
   "backups create",
   "backups list",

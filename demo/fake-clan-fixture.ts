@@ -1,16 +1,22 @@
-// Helpers for tests that drive the fake `clan` (test/support/fake-clan/clan): the
+// Helpers for tests that drive the fake `clan` (demo/fake-clan/clan): the
 // fixture type, temporary flakes, the invocation log, and processes of a group.
 // The fixture format and the behaviour knobs are documented at the top of the
 // executable itself.
 
-import { readFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** The directory to put first on PATH so that `clan` is the fake. */
-export const fakeClanDir: string = path.join(path.dirname(fileURLToPath(import.meta.url)), "fake-clan");
+export const fakeClanDir: string = findFakeClan(path.dirname(fileURLToPath(import.meta.url)));
+
+/** Next to this file in the sources; from the built package (dist/demo/), the shipped demo/ folder. */
+function findFakeClan(here: string): string {
+  const beside = path.join(here, "fake-clan");
+  return existsSync(beside) ? beside : path.join(here, "..", "..", "demo", "fake-clan");
+}
 /** Absolute path of the fake `clan` executable. */
 export const fakeClanPath: string = path.join(fakeClanDir, "clan");
 /** Absolute path of the fake `nix` (only `nix build` of a machine's system, for dry runs). */
@@ -23,6 +29,8 @@ export type FakeClanCommand =
   | "machines list"
   | "machines update"
   | "machines install"
+  | "machines build"
+  | "machines generations"
   | "select"
   | "backups create"
   | "backups list"
@@ -52,6 +60,8 @@ export interface FakeClanKnobs {
   hangOnStdin?: MachineSwitch;
   generateVars?: MachineSwitch;
   orphanGraceMs?: number;
+  /** backups create: the provider's job succeeds but makes no new archive. */
+  noArchive?: MachineSwitch;
   /** update: the nix/ssh stand-ins run inside the fake instead of as child processes (benchmarks). */
   inlineStandIns?: boolean;
   /** install: installer addresses (or --target-host hosts) that do not answer. */
@@ -60,6 +70,10 @@ export interface FakeClanKnobs {
   installer?: boolean;
   /** install with -j/-P: exit as clan really does (success: exit 1 "No reachable remote found in QR code data: "; ClanError: swallowed, exit 0). */
   qrCodeExitBug?: boolean;
+  /** install: the installer lets root in by key only (PermitRootLogin prohibit-password, `"pass": null`): `-i FILE` must hold a key it has. */
+  keyOnly?: boolean;
+  /** install with keyOnly: the public keys on the installer ("ssh-ed25519 AAAA..."); absent: any key given with -i. */
+  authorizedKeys?: string[];
   /** vm (the fake QEMU): time before the login prompt. */
   bootMs?: number;
   /** vm: SIGTERM does nothing, so a stop has to kill. */
@@ -88,8 +102,12 @@ export interface FakeClanMachine {
   hostName?: string;
   system?: string;
   requireExplicitUpdate?: boolean;
-  /** false: ssh does not know the host key yet (default true). */
+  /** system.stateVersion (default "25.11"). */
+  stateVersion?: string;
+  /** false: ssh does not know the host key yet (default true), when no known_hosts line names the host. */
   hostKeyKnown?: boolean;
+  /** The host key the machine shows ("ssh-ed25519 AAAA..."): a known_hosts line with another key for its name fails. */
+  hostKey?: string;
   state?: Record<string, { folders: string[]; preRestoreCommand?: string | null; postRestoreCommand?: string | null }>;
   /** Merged into the machine's evaluated NixOS config (for `clan select`). */
   config?: Record<string, unknown>;
@@ -107,6 +125,26 @@ export interface FakeClanFixture {
   /** Archive names per machine: a list (provider borgbackup) or per provider; `backups create` adds one (kept in .fake-clan-archives.jsonl). */
   backups?: Record<string, string[] | Record<string, string[]>>;
   behaviour?: Partial<Record<FakeClanCommand | "default", FakeClanCommandKnobs>>;
+  /** The clan's networks (exported as clan.exports): instance -> service (default the instance name), priority, peers. */
+  networks?: Record<string, FakeClanNetwork>;
+  /** `clan machines generations`: per machine (default: one current generation). */
+  generations?: Record<string, FakeClanGeneration[]>;
+}
+
+export interface FakeClanNetwork {
+  /** "internet", "wireguard", "zerotier", "mycelium", "yggdrasil", "tor", "p2p-ssh-iroh" (its module and priority). */
+  service?: string;
+  priority?: number;
+  /** Peers by machine: their addresses; down: nothing answers there. */
+  peers: Record<string, { hosts: string[]; port?: number; user?: string; down?: boolean }>;
+}
+
+export interface FakeClanGeneration {
+  generation: number;
+  date: string;
+  nixosVersion?: string;
+  kernelVersion?: string;
+  current?: boolean;
 }
 
 /** A file clan was given (-j FILE, -P FILE), as the fake found it. */

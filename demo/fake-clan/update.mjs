@@ -10,6 +10,7 @@ import { nixosVersion, select, storePath, toplevelPath } from "./flake.mjs";
 import { INVENTORY_SELECTOR } from "./commands.mjs";
 import { applies, bytesStream, orphanGrace } from "./knobs.mjs";
 import { emitBytes, readStdinLine, releaseStdin, runChild, runStandInsInline } from "./proc.mjs";
+import { bestRemote } from "./network.mjs";
 import { connectionRefused, nixSshEnv, parseAddress, remoteRun, sshUrl, target } from "./remote.mjs";
 
 const LOCAL = Symbol("localhost");
@@ -27,7 +28,7 @@ function levenshtein(a, b) {
 }
 
 /** clan_lib.machines.suggestions.validate_machine_names() */
-function validateMachineNames(names, available) {
+export function validateMachineNames(names, available) {
   const invalid = names.filter((n) => !available.includes(n));
   if (invalid.length === 0) return;
   const lines = invalid.map((n) => {
@@ -95,7 +96,7 @@ export function generatedVars(machine) {
 
 // ---- selection of machines -----------------------------------------------------------
 
-function machinesForUpdate(ctx, inventory) {
+export function machinesForUpdate(ctx, inventory) {
   const { ns } = ctx;
   const fixture = ctx.flake().fixture;
   const all = inventory.machines ?? {};
@@ -103,9 +104,9 @@ function machinesForUpdate(ctx, inventory) {
   const withTags = allNames.filter((n) => ns.tags.every((t) => (all[n].tags ?? []).includes(t)));
   if (ns.tags.length > 0 && withTags.length === 0) throw new ClanError(`No machines found with tags: ${ns.tags.join(" AND ")}`);
   if (ns.machines.length === 0) {
-    // clan-cli.md: every machine with a target host and without requireExplicitUpdate.
-    const hasTarget = (n) => Boolean(all[n].deploy?.targetHost || fixture.machines[n]?.networking?.targetHost);
-    const chosen = withTags.filter((n) => !fixture.machines[n]?.requireExplicitUpdate && hasTarget(n));
+    // requires_explicit_update(): `m.target_host` there is a method never called, so every
+    // machine without requireExplicitUpdate is picked, reachable or not.
+    const chosen = withTags.filter((n) => !fixture.machines[n]?.requireExplicitUpdate);
     const ignored = allNames.filter((n) => !chosen.includes(n));
     if (chosen.length === 0 && ignored.length > 0) {
       err(
@@ -177,13 +178,7 @@ async function updateMachine(ctx, name, inv) {
   const failPhase = failing ? (k.failPhase ?? "build") : null;
   const grace = orphanGrace(k);
 
-  const address = ns.target_host ?? inv.deploy.targetHost ?? fm.networking?.targetHost ?? null;
-  if (!address) {
-    throw new ClanError(
-      `Could not find any way to connect to machine '${name}'. No targetHost configured and machine not reachable via any network.`,
-    );
-  }
-  const remote = parseAddress(address, name);
+  const remote = ns.target_host !== null ? parseAddress(ns.target_host, name) : bestRemote(flake, name, name);
   remote.hostKeyCheck = ns.host_key_check;
   remote.forwardAgent = inv.deploy.forwardAgent ?? false;
 

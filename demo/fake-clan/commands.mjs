@@ -5,7 +5,8 @@ import { addArchive, archivesOf, select, systemOf } from "./flake.mjs";
 import { applies, bytesStream, orphanGrace } from "./knobs.mjs";
 import { emitBytes, hangForever, sleep } from "./proc.mjs";
 import { pyJsonDumps } from "./pyjson.mjs";
-import { parseAddress, remoteRun } from "./remote.mjs";
+import { bestRemote } from "./network.mjs";
+import { remoteRun } from "./remote.mjs";
 
 export const INVENTORY_SELECTOR = "clanInternals.inventoryClass.inventorySerialization.{instances,machines,meta}";
 
@@ -62,21 +63,9 @@ function stateSelector(fixture, machine) {
   return `clanInternals.machines.${systemOf(fixture ?? {})}."${machine}".config.clan.core.state`;
 }
 
-/** Machine.target_host() via get_best_remote(): inventory deploy.targetHost, then clan.core.networking.targetHost. */
-export function machineTargetHost(flake, name, failure = null) {
-  const inventory = select(flake, INVENTORY_SELECTOR, failure);
-  if (!(name in (inventory.machines ?? {}))) throw new ClanError(`Machine ${name} does not exist`);
-  let address = inventory.machines[name].deploy?.targetHost ?? null;
-  if (!address) {
-    address = select(flake, `clanInternals.machines.${systemOf(flake.fixture)}."${name}".config.clan.core.networking.targetHost`);
-  }
-  if (!address) {
-    throw new ClanError(
-      `Could not find any way to connect to machine '${name}'. No targetHost configured and machine not reachable via any network.`,
-      { pyType: "clan_lib.network.network.NoRemoteError" },
-    );
-  }
-  return parseAddress(address, name);
+/** Machine.target_host() via get_best_remote() (network.mjs). */
+export function machineTargetHost(flake, name) {
+  return bestRemote(flake, name);
 }
 
 function scriptSpec(k, machine, { before = [], after = [], exitCode = 0 } = {}) {
@@ -117,7 +106,8 @@ export async function backupsCreate(ctx) {
     });
     const work = remoteRun(ctx, remote, [backups.providers[p].create], { spec });
     await Promise.all([work, emitBytes(k.bytes, { prefix: name, stream: bytesStream(k) })]);
-    addArchive(flake, name, p);
+    // clan only starts the provider's job: one that did nothing (noArchive) leaves no new archive, and clan cannot tell.
+    if (!applies(k.noArchive, name)) addArchive(flake, name, p);
     out("successfully started backup\n");
   }
 }

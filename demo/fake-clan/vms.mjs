@@ -19,6 +19,12 @@ import { hangForever, sleep } from "./proc.mjs";
 const QEMU = fileURLToPath(new URL("./fake-qemu.mjs", import.meta.url));
 
 /** Releases up to 25.11 have `clan vms`. */
+/** FAKE_CLAN_RELEASE (default 26.05) is this release or later. */
+export function releaseAtLeast(year, month) {
+  const [y, m] = (process.env.FAKE_CLAN_RELEASE ?? "26.05").split(".").map(Number);
+  return y > year || (y === year && m >= month);
+}
+
 export function vmsAvailable() {
   const release = process.env.FAKE_CLAN_RELEASE ?? "26.05";
   const [y, m] = release.split(".").map(Number);

@@ -97,17 +97,49 @@ function hostKeyName(remote) {
   return remote.port && remote.port !== 22 ? `[${remote.host}]:${remote.port}` : remote.host;
 }
 
-function recorded(flake, key) {
-  const file = path.join(flake.root, KNOWN_HOSTS);
-  return existsSync(file) && readFileSync(file, "utf8").split("\n").includes(key);
+/** An ssh -o option of the remote, by name in any case, as ssh reads them. */
+function sshOption(remote, name) {
+  const key = Object.keys(remote.options ?? {}).find((k) => k.toLowerCase() === name.toLowerCase());
+  return key === undefined ? undefined : remote.options[key];
 }
 
-function record(flake, key) {
-  if (!recorded(flake, key)) appendFileSync(path.join(flake.root, KNOWN_HOSTS), `${key}\n`);
+/**
+ * The known_hosts files ssh reads: UserKnownHostsFile from the address's options, else the
+ * user's ~/.ssh/known_hosts. ssh finds that through the passwd entry, not $HOME; the fake
+ * takes it from $FAKE_CLAN_SSH_KNOWN_HOSTS, else <flake>/.fake-clan-known-hosts.
+ */
+function knownHostsFiles(flake, remote) {
+  const option = sshOption(remote, "UserKnownHostsFile");
+  if (option !== undefined) return option.split(/\s+/).filter((f) => f !== "");
+  return [process.env.FAKE_CLAN_SSH_KNOWN_HOSTS || path.join(flake.root, KNOWN_HOSTS)];
+}
+
+/**
+ * What the known_hosts files say about a host: "match", "mismatch" (a key for that name that
+ * is not the machine's fixture hostKey) or "unknown". Lines are "name[,name] type base64" or,
+ * as the fake writes them itself, just the name.
+ */
+function lookup(files, key, hostKey) {
+  let seen = false;
+  for (const file of files) {
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, "utf8").split("\n")) {
+      const [names = "", type, blob] = line.trim().split(/\s+/);
+      if (!names.split(",").includes(key)) continue;
+      if (type === undefined || hostKey === undefined || `${type} ${blob}` === hostKey) return "match";
+      seen = true;
+    }
+  }
+  return seen ? "mismatch" : "unknown";
+}
+
+function record(files, key, hostKey) {
+  if (files[0] === "/dev/null") return;
+  appendFileSync(files[0], `${hostKey === undefined ? key : `${key} ${hostKey}`}\n`);
 }
 
 function effectiveMode(remote) {
-  const o = remote.options.StrictHostKeyChecking;
+  const o = sshOption(remote, "StrictHostKeyChecking");
   if (o === "no" || o === "off") return "none";
   if (o === "accept-new") return "accept-new";
   if (o === "yes") return "strict";
@@ -118,20 +150,35 @@ function effectiveMode(remote) {
 /**
  * What ssh does about the host key when it first connects. Returns the lines ssh
  * writes to stderr and whether it went on. fixture.machines.<m>.hostKeyKnown (default
- * true) says whether ~/.ssh/known_hosts has the key; keys accepted with accept-new/tofu
- * are remembered in <flake>/.fake-clan-known-hosts.
+ * true) says whether the known_hosts files have the key regardless of what is in them;
+ * fixture.machines.<m>.hostKey ("ssh-ed25519 AAAA...") is the key the machine shows, checked
+ * against known_hosts lines that carry a key.
  */
 async function checkHostKey(flake, remote) {
   if (remote.connected) return { ok: true, lines: [] };
   const key = hostKeyName(remote);
   const fixtureMachine = flake.fixture?.machines?.[remote.machine] ?? {};
-  const known = (remote.isBuildHost ? true : (fixtureMachine.hostKeyKnown ?? true)) || recorded(flake, key);
+  const files = knownHostsFiles(flake, remote);
+  const found = lookup(files, key, fixtureMachine.hostKey);
+  const known = found === "match" || (found === "unknown" && (remote.isBuildHost ? true : (fixtureMachine.hostKeyKnown ?? true)));
   const mode = effectiveMode(remote);
   const added = `Warning: Permanently added '${key}' (ED25519) to the list of known hosts.`;
   if (mode === "none") return { ok: true, lines: [added] };
+  if (found === "mismatch") {
+    return {
+      ok: false,
+      lines: [
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+        "@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @",
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@",
+        `Host key for ${key} has changed and you have requested strict checking.`,
+        "Host key verification failed.",
+      ],
+    };
+  }
   if (known) return { ok: true, lines: [] };
   if (mode === "accept-new" || mode === "tofu") {
-    record(flake, key);
+    record(files, key, fixtureMachine.hostKey);
     return { ok: true, lines: [added] };
   }
   if (mode === "strict") {
@@ -147,7 +194,7 @@ async function checkHostKey(flake, remote) {
     );
     const answer = await readStdinLine();
     if (answer !== null && answer.trim() === "yes") {
-      record(flake, key);
+      record(files, key, fixtureMachine.hostKey);
       return { ok: true, lines: [added] };
     }
   }

@@ -7,6 +7,7 @@
 // and nixos-anywhere's src/nixos-anywhere.sh for what each phase prints ("### step ###").
 // Every line nixos-anywhere prints reaches clan's stderr as "[machine] line".
 
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -323,6 +324,24 @@ function nixosAnywhereCommand(ctx, remote, installDir, hardware) {
   return cmd;
 }
 
+/** The public key of `-i FILE` (FILE.pub, else ssh-keygen -y), as "type base64". */
+function publicKeyOf(file) {
+  try {
+    const text = existsSync(`${file}.pub`) ? readFileSync(`${file}.pub`, "utf8") : execFileSync("ssh-keygen", ["-y", "-f", file], { encoding: "utf8" });
+    return text.trim().split(/\s+/).slice(0, 2).join(" ");
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a key-only installer lets `-i FILE` in: any key when authorizedKeys is not given. */
+function keyAccepted(identityFile, authorizedKeys) {
+  if (!identityFile) return false;
+  const key = publicKeyOf(identityFile);
+  if (key === null) return false;
+  return authorizedKeys === undefined || authorizedKeys.some((a) => a.trim().split(/\s+/).slice(0, 2).join(" ") === key);
+}
+
 /** Which phases nixos-anywhere accepts in `--phases LIST` (it aborts on the first unknown one). */
 function unknownPhase(list) {
   const names = list.split(",");
@@ -337,7 +356,7 @@ function unknownPhase(list) {
  */
 function phaseSpec(ctx, run) {
   const { ns } = ctx;
-  const { phase, first, remote, installer, failing, hanging, connectFails, k, hardware } = run;
+  const { phase, first, remote, installer, failing, hanging, connectFails, keyDenied, k, hardware } = run;
   const fixture = ctx.flake().fixture;
   const machine = ns.machine;
   const host = remote.host;
@@ -356,7 +375,9 @@ function phaseSpec(ctx, run) {
   before.push(e(`${copyId}: INFO: attempting to log in with the new key(s), to filter out any that are already installed`));
   if (connectFails) {
     // `until ssh-copy-id ...; do sleep 3; done`: nixos-anywhere retries for ever
-    const refused = e(`${copyId}: ERROR: ssh: connect to host ${host} port ${remote.port ?? 22}: Connection refused`);
+    const refused = keyDenied
+      ? e(`${copyId}: ERROR: ${target}: Permission denied (publickey).`)
+      : e(`${copyId}: ERROR: ssh: connect to host ${host} port ${remote.port ?? 22}: Connection refused`);
     return {
       title: "nixos-anywhere",
       tagged: true,
@@ -775,6 +796,9 @@ async function installBody(ctx, remoteIn, qr) {
   const failPhase = k.failPhase ?? "install";
   const installer = k.installer ?? qr !== null;
   const connectFails = (failing && failPhase === "connect") || (qr === null && Array.isArray(k.unreachable) && (k.unreachable.includes(remote.host) || k.unreachable.includes(ns.target_host)));
+  // The current installer's sshd: PermitRootLogin prohibit-password. Only a key it holds gets in;
+  // nixos-anywhere's ssh-copy-id loop then retries for ever, as with a refused connection.
+  const keyDenied = k.keyOnly === true && !keyAccepted(ns.identity_file, k.authorizedKeys);
   const bytesPhase = phases.includes("install") ? "install" : phases[phases.length - 1];
   for (let i = 0; i < phases.length; i++) {
     const phase = phases[i];
@@ -791,7 +815,8 @@ async function installBody(ctx, remoteIn, qr) {
         installer,
         failing: failing && failPhase === phase,
         hanging: applies(k.hang, machine) && failPhase === phase,
-        connectFails: connectFails && i === 0,
+        connectFails: (connectFails || keyDenied) && i === 0,
+        keyDenied,
         k,
         hardware,
       });
