@@ -1,6 +1,8 @@
-// Helpers for test clients with matrix-js-sdk's Rust crypto: cross-signing bootstrap (answering interactive auth
-// by password when the server asks) and waiting for events to decrypt.
+// Helpers for end-to-end encryption tests: matrix-js-sdk clients with Rust crypto (cross-signing bootstrap answering
+// interactive auth by password when the server asks, waiting for events to decrypt) and hand-made signed keys.
+import { generateKeyPairSync, sign as cryptoSign } from "node:crypto";
 import { MatrixError, type MatrixClient, type MatrixEvent } from "matrix-js-sdk";
+import { canonicalJson } from "./homeserver-signing.ts";
 
 function cryptoOf(client: MatrixClient): NonNullable<ReturnType<MatrixClient["getCrypto"]>> {
   const crypto = client.getCrypto();
@@ -64,4 +66,33 @@ export async function eventAsSeenBy(client: MatrixClient, roomId: string, eventI
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** An ed25519 key for hand-made cross-signing keys and signatures in raw HTTP tests. */
+export interface SigningKey {
+  /** Unpadded base64, as Matrix writes keys. */
+  publicKey: string;
+  /** Adds this key's signature (as `userId`, key id "ed25519:<keyIdPart>") to a copy of `json`. */
+  sign(json: Record<string, unknown>, userId: string, keyIdPart?: string): Record<string, unknown>;
+}
+
+export function newSigningKey(): SigningKey {
+  const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+  const raw = publicKey.export({ format: "der", type: "spki" }).subarray(-32);
+  const pub = raw.toString("base64").replace(/=+$/, "");
+  return {
+    publicKey: pub,
+    sign(json, userId, keyIdPart = pub) {
+      const { signatures, unsigned, ...rest } = json;
+      const signature = cryptoSign(null, Buffer.from(canonicalJson(rest)), privateKey).toString("base64").replace(/=+$/, "");
+      const all = { ...(signatures as Record<string, Record<string, string>> | undefined) };
+      all[userId] = { ...all[userId], [`ed25519:${keyIdPart}`]: signature };
+      return unsigned === undefined ? { ...rest, signatures: all } : { ...rest, signatures: all, unsigned };
+    },
+  };
+}
+
+/** A cross-signing key object for `userId` with `usage`, holding `key`'s public half. */
+export function crossSigningKey(userId: string, usage: string, key: SigningKey): Record<string, unknown> {
+  return { user_id: userId, usage: [usage], keys: { [`ed25519:${key.publicKey}`]: key.publicKey } };
 }

@@ -3,7 +3,7 @@
 // keys and signatures, to-device messages, device list changes, devices.
 import { authed, obj, str, type AuthedCtx, type Route } from "./homeserver-http.ts";
 import { HsError, forbidden, notFound, randomId, type CrossSigningUsage, type Device, type Json, type Store, type User } from "./homeserver-store.ts";
-import { crossSigningKeyOf, verifySignature } from "./homeserver-signing.ts";
+import { canonicalJson, crossSigningKeyOf, verifySignature } from "./homeserver-signing.ts";
 import { parseSyncToken } from "./homeserver-sync.ts";
 
 const V3 = "/_matrix/client/v3";
@@ -63,7 +63,7 @@ function sharesRoom(store: Store, a: string, b: string, pos = Infinity): boolean
 
 /**
  * Users whose keys changed in (from, to] and who share a room with `userId` now (plus those who newly came to share
- * one, and `userId` itself), and users who shared a room at `from` but share none now.
+ * one, and `userId` itself), and users who were in a room with `userId` in that window but share none now.
  */
 export function deviceListChanges(store: Store, userId: string, from: number, to: number): { changed: string[]; left: string[] } {
   const changed = new Set<string>();
@@ -83,21 +83,18 @@ export function deviceListChanges(store: Store, userId: string, from: number, to
     if (meNow && !meThen) {
       for (const m of store.members(room, to)) if (m.membership === "join" && m.userId !== userId) changed.add(m.userId);
     }
+    if (meThen && !meNow) for (const m of store.members(room, from)) if (m.membership === "join") candidatesLeft.add(m.userId);
     for (const e of memberEvents) {
       const target = e.event.state_key ?? "";
-      if (target === userId) {
-        if (meThen && !meNow) for (const m of store.members(room, from)) if (m.membership === "join") candidatesLeft.add(m.userId);
-        continue;
-      }
+      if (target === userId) continue;
       const thenJoined = store.membership(room, target, from).membership === "join";
       const nowJoined = store.membership(room, target, to).membership === "join";
       if (meNow && nowJoined && !thenJoined) changed.add(target);
-      if (thenJoined && !nowJoined) candidatesLeft.add(target);
+      // Like Synapse, also someone who joined and left within the window: "may have left" (spec).
+      if (!nowJoined && (thenJoined || e.event.content["membership"] === "join")) candidatesLeft.add(target);
     }
   }
-  const left = [...candidatesLeft].filter(
-    (u) => u !== userId && !sharesRoom(store, userId, u, to) && sharesRoom(store, userId, u, from),
-  );
+  const left = [...candidatesLeft].filter((u) => u !== userId && !sharesRoom(store, userId, u, to));
   for (const u of left) changed.delete(u);
   return { changed: [...changed].sort(), left: left.sort() };
 }
@@ -109,38 +106,35 @@ function uploadKeys(ctx: AuthedCtx): Json {
   const user = store.user(session.userId);
   const device = user.devices.get(session.deviceId);
   if (!device) throw new HsError(400, "M_UNKNOWN", "To upload keys, you must pass device_id when authenticating");
-  if (body["device_keys"] !== undefined) {
-    const keys = obj(body["device_keys"], "device_keys");
-    if (keys["user_id"] !== session.userId) {
-      throw new HsError(400, "M_BAD_JSON", "Provided `user_id` in `device_keys` does not match that of the authenticated user");
-    }
-    if (keys["device_id"] !== session.deviceId) {
-      throw new HsError(400, "M_BAD_JSON", "Provided `device_id` in `device_keys` does not match that of the authenticated user device");
-    }
-    if (!isObj(keys["keys"]) || !Array.isArray(keys["algorithms"])) throw new HsError(400, "M_BAD_JSON", "device_keys needs keys and algorithms");
-    const before = device.deviceKeys;
-    // A device's identity keys are its identity: a different set means another crypto store on a reused device id.
-    if (before && JSON.stringify(sorted(before["keys"])) !== JSON.stringify(sorted(keys["keys"]))) {
-      throw invalid(`Device keys for ${session.userId} ${session.deviceId} already exist and differ; log in as a new device`);
-    }
-    device.deviceKeys = keys;
-    if (JSON.stringify(before) !== JSON.stringify(keys)) store.keysChanged(session.userId);
-  }
+  const keys = body["device_keys"] === undefined ? undefined : obj(body["device_keys"], "device_keys");
   const otks = body["one_time_keys"] === undefined ? {} : obj(body["one_time_keys"], "one_time_keys");
+  const fallback = body["fallback_keys"] === undefined ? {} : obj(body["fallback_keys"], "fallback_keys");
+  // Everything is checked before anything is stored: a refused upload changes nothing.
+  if (keys) checkDeviceKeys(keys, session.userId, session.deviceId);
+  for (const id of [...Object.keys(otks), ...Object.keys(fallback)]) {
+    if (id.split(":").length !== 2) throw new HsError(400, "M_BAD_JSON", `Invalid key id '${id}'. Expected "<algorithm>:<key_id>".`);
+  }
+  // A second crypto store on a reused device id starts its one-time key ids afresh: on Synapse this clash is
+  // the error such a client sees, so it is checked first.
   for (const [id, key] of Object.entries(otks)) {
-    if (id.split(":").length !== 2) throw new HsError(400, "M_BAD_JSON", `Invalid one_time_keys key '${id}'. Expected "<algorithm>:<key_id>".`);
     const existing = device.oneTimeKeys.get(id);
     if (existing !== undefined && !sameKey(existing, key)) {
       throw invalid(`One time key ${id} already exists. Old key: ${JSON.stringify(existing)}; new key: ${JSON.stringify(key)}`);
     }
   }
+  const before = device.deviceKeys;
+  // Synapse would overwrite the identity keys; here a different identity for a device that has one is refused,
+  // so the server never holds two identities for one device.
+  if (keys && before && canonicalJson(before["keys"]) !== canonicalJson(keys["keys"])) {
+    throw invalid(`Device keys for ${session.userId} ${session.deviceId} already exist and differ; log in as a new device`);
+  }
+  if (keys) {
+    device.deviceKeys = keys;
+    if (before === undefined || canonicalJson(before) !== canonicalJson(keys)) store.keysChanged(session.userId);
+  }
   for (const [id, key] of Object.entries(otks)) if (!device.oneTimeKeys.has(id)) device.oneTimeKeys.set(id, key as Json);
-  const fallback = body["fallback_keys"] === undefined ? {} : obj(body["fallback_keys"], "fallback_keys");
   for (const [id, key] of Object.entries(fallback)) {
-    const [algorithm, keyId] = id.split(":");
-    if (algorithm === undefined || keyId === undefined || id.split(":").length !== 2) {
-      throw new HsError(400, "M_BAD_JSON", `Invalid fallback_keys key '${id}'. Expected "<algorithm>:<key_id>".`);
-    }
+    const [algorithm = "", keyId = ""] = id.split(":");
     const current = device.fallbackKeys.get(algorithm);
     // Re-uploading the same key keeps its used flag (Synapse); a new one replaces it, unused.
     if (current && current.keyId === keyId && sameKey(current.key, key)) continue;
@@ -149,8 +143,14 @@ function uploadKeys(ctx: AuthedCtx): Json {
   return { one_time_key_counts: oneTimeKeyCounts(device) };
 }
 
-function sorted(v: unknown): unknown {
-  return isObj(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v;
+function checkDeviceKeys(keys: Json, userId: string, deviceId: string): void {
+  if (keys["user_id"] !== userId) {
+    throw new HsError(400, "M_BAD_JSON", "Provided `user_id` in `device_keys` does not match that of the authenticated user");
+  }
+  if (keys["device_id"] !== deviceId) {
+    throw new HsError(400, "M_BAD_JSON", "Provided `device_id` in `device_keys` does not match that of the authenticated user device");
+  }
+  if (!isObj(keys["keys"]) || !Array.isArray(keys["algorithms"])) throw new HsError(400, "M_BAD_JSON", "device_keys needs keys and algorithms");
 }
 
 /** Keys match when equal apart from their signatures (another upload may sign them differently). */
@@ -158,7 +158,7 @@ function sameKey(a: unknown, b: unknown): boolean {
   if (!isObj(a) || !isObj(b)) return a === b;
   const { signatures: _a, ...restA } = a;
   const { signatures: _b, ...restB } = b;
-  return JSON.stringify(sorted(restA)) === JSON.stringify(sorted(restB));
+  return canonicalJson(restA) === canonicalJson(restB);
 }
 
 // ---- /keys/query and /keys/claim ----
@@ -269,7 +269,7 @@ function uploadSigningKeys(ctx: AuthedCtx): Json {
   const user = store.user(session.userId);
   const uploads = SIGNING_FIELDS.flatMap(([field, usage]) => (body[field] === undefined ? [] : [[usage, obj(body[field], field)] as const]));
   // Resending exactly the keys already there is a no-op without auth (Synapse).
-  if (uploads.every(([usage, key]) => JSON.stringify(user.crossSigning[usage]) === JSON.stringify(key))) return {};
+  if (uploads.every(([usage, key]) => canonicalJson(user.crossSigning[usage] ?? null) === canonicalJson(key))) return {};
   // MSC3967: the first upload (no master key yet) needs no auth; replacing keys does.
   if (user.crossSigning.master !== undefined || store.requireAuthForFirstCrossSigning) requirePassword(ctx);
   const newKeys = new Map(uploads);
@@ -292,7 +292,7 @@ const failure = (status: number, errcode: string, message: string): Json => ({ s
 
 /** Stores one signature of `targetKeyId` (of `target`) by `signer`'s key `signerKeyId`, checked against `stored`. */
 function addSignature(target: User, targetKeyId: string, stored: Json, signed: Json, signer: string, signerKey: [string, string]): Json | undefined {
-  const strip = ({ signatures: _s, unsigned: _u, ...rest }: Json): string => JSON.stringify(sorted(rest));
+  const strip = ({ signatures: _s, unsigned: _u, ...rest }: Json): string => canonicalJson(rest);
   if (strip(stored) !== strip(signed)) return failure(400, "M_UNKNOWN", "Key does not match");
   if (!verifySignature(signed, signer, signerKey[0], signerKey[1])) return failure(400, "M_INVALID_SIGNATURE", "Invalid signature");
   const bySigner = target.signatures.get(targetKeyId) ?? new Map<string, Record<string, string>>();
@@ -368,10 +368,8 @@ function sendToDevice(ctx: AuthedCtx): Json {
     const user = store.users.get(userId);
     for (const [deviceId, content] of Object.entries(obj(byDevice, "messages values"))) {
       if (!user) continue;
-      const targets = deviceId === "*" ? [...user.devices.values()] : [user.devices.get(deviceId)].filter((d) => d !== undefined);
-      for (const device of targets) {
-        device.inbox.push({ pos: store.bump(), event: { sender: session.userId, type, content: obj(content, "message content") } });
-      }
+      const targets = deviceId === "*" ? [...user.devices.keys()] : user.devices.has(deviceId) ? [deviceId] : [];
+      for (const target of targets) store.deliverToDevice(userId, target, { sender: session.userId, type, content: obj(content, "message content") });
     }
   }
   return {};

@@ -91,6 +91,13 @@ export interface User {
   rateLimit?: { remaining: number; retryAfterMs: number };
 }
 
+/** To-device messages held back instead of delivered (a test's knob), with where they were going. */
+export interface ToDeviceHold {
+  to?: string;
+  type?: string;
+  held: Array<{ userId: string; deviceId: string; event: ToDeviceMessage["event"] }>;
+}
+
 /** A change of a user's keys at `pos`: seen by everyone sharing a room with `userId`, or only by `viewer` when set. */
 export interface KeyChange {
   userId: string;
@@ -128,6 +135,7 @@ export class Store {
   readonly keyChanges: KeyChange[] = [];
   /** Open user-interactive auth sessions: session id -> the user it was started for. */
   readonly uiaSessions = new Map<string, { userId: string }>();
+  readonly toDeviceHolds: ToDeviceHold[] = [];
   /** Without MSC3967 a first cross-signing key upload needs user-interactive auth too. */
   requireAuthForFirstCrossSigning = false;
   private readonly eventsById = new Map<string, StoredEvent>();
@@ -223,6 +231,17 @@ export class Store {
     user.devices.delete(deviceId);
     user.signatures.delete(deviceId);
     if (device.deviceKeys) this.keysChanged(userId);
+  }
+
+  /** Puts a to-device message in a device's inbox, unless a hold catches it. */
+  deliverToDevice(userId: string, deviceId: string, event: ToDeviceMessage["event"]): void {
+    const hold = this.toDeviceHolds.find((h) => (h.to === undefined || h.to === userId) && (h.type === undefined || h.type === event.type));
+    if (hold) {
+      hold.held.push({ userId, deviceId, event });
+      return;
+    }
+    const device = this.users.get(userId)?.devices.get(deviceId);
+    device?.inbox.push({ pos: this.bump(), event });
   }
 
   keysChanged(userId: string, viewer?: string): void {

@@ -1,11 +1,10 @@
-// An in-process Matrix homeserver for end-to-end tests (Client-Server API, one server, no federation).
+// An in-process Matrix homeserver for end-to-end tests (Client-Server API, one server, no federation), with
+// end-to-end encryption support (keys, cross-signing, to-device, device lists: homeserver-keys.ts).
 // The bot and the tests' "human" matrix-js-sdk clients talk to it over real HTTP on 127.0.0.1;
-// tests steer it (pause, go down, rate-limit) and inspect what it stored.
+// tests steer it (pause, go down, rate-limit, a real server's latency, refused or dropped requests, held
+// to-device messages) and inspect what it stored.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { ClientEvent, createClient, SyncState, type ICreateClientOpts, type MatrixClient } from "matrix-js-sdk";
-import { OnlySignedDevicesIsolationMode } from "matrix-js-sdk/lib/crypto-api/index.js";
-import { logger as sdkGlobalLogger } from "matrix-js-sdk/lib/logger.js";
 import { accountRoutes, MAX_UPLOAD } from "./homeserver-account.ts";
 import {
   accessToken,
@@ -19,9 +18,11 @@ import {
   type Out,
   type Route,
 } from "./homeserver-http.ts";
+import { Conditions, type DropSpec, type FailSpec, type Latency } from "./homeserver-faults.ts";
 import { keyRoutes } from "./homeserver-keys.ts";
 import { roomRoutes } from "./homeserver-rooms.ts";
-import { HsError, Store } from "./homeserver-store.ts";
+import { crossSigningKeyOf } from "./homeserver-signing.ts";
+import { HsError, Store, type ToDeviceHold } from "./homeserver-store.ts";
 
 export interface StoredRoomEvent {
   event_id: string;
@@ -50,6 +51,26 @@ export interface TestHomeserver {
   requestCount(pathPrefix?: string): number;
   /** The user's next `requests` rate-limited requests (send, state, redact, join, invite, createRoom, upload, login) get 429. */
   rateLimit(userId: string, requests: number, retryAfterMs: number): void;
+  /**
+   * Answers like a real server: every request waits `requestMs`, and events sent to one room are stored one after the
+   * other, `sendMs` (or 1000 / `sendPerSecondPerRoom`) each. `setLatency({})` (the default) answers at once.
+   * SYNAPSE_ON_TWO_CORES (homeserver-faults.ts) is Synapse on this kind of machine.
+   */
+  setLatency(latency: Latency): void;
+  /** The next `count` (default 1) matching requests get this error (default 500 M_UNKNOWN), without being handled. */
+  failNext(spec: FailSpec): void;
+  /** The next `count` (default 1) matching requests have their connection closed without an answer, before or after being handled. */
+  dropNext(spec: DropSpec): void;
+  /** Disarms every failNext/dropNext not yet used. */
+  clearFaults(): void;
+  /**
+   * Holds back to-device messages (room keys travel in them, as "m.room.encrypted") sent to `to` (a user id; all
+   * users when absent) of `type` (all types when absent) from now on, instead of delivering them: for keys that come
+   * late (release) or never (discard).
+   */
+  holdToDevice(match: { to?: string; type?: string }): ToDeviceHoldHandle;
+  /** The user's devices as the server knows them: keys uploaded, signed by the user's self-signing key. */
+  devices(userId: string): DeviceSummary[];
   /** Whether a first cross-signing key upload needs user-interactive auth too (as on servers without MSC3967). */
   requireAuthForCrossSigning(required: boolean): void;
   /** Requests that matched no endpoint ("METHOD /path"), to see what a client expected that is missing. */
@@ -57,11 +78,29 @@ export interface TestHomeserver {
   close(): Promise<void>;
 }
 
+export interface ToDeviceHoldHandle {
+  /** Messages held so far. */
+  count(): number;
+  /** Stops holding and delivers what was held, in order. */
+  release(): void;
+  /** Stops holding and drops what was held; returns how many. */
+  discard(): number;
+}
+
+export interface DeviceSummary {
+  deviceId: string;
+  displayName?: string;
+  hasKeys: boolean;
+  crossSigned: boolean;
+}
+
 const CORS = {
   "access-control-allow-origin": "*",
   "access-control-allow-methods": "GET, POST, PUT, DELETE, OPTIONS",
   "access-control-allow-headers": "X-Requested-With, Content-Type, Authorization",
 };
+
+const PROXY_REASONS: Record<number, string> = { 502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out" };
 
 class Homeserver implements TestHomeserver {
   readonly serverName: string;
@@ -71,6 +110,7 @@ class Homeserver implements TestHomeserver {
   private readonly txns = new Map<string, Out>();
   private readonly counts = new Map<string, number>();
   private readonly unknown: string[] = [];
+  private readonly conditions = new Conditions();
   private readonly sockets = new Set<Socket>();
   private server: Server | undefined;
   private port = 0;
@@ -116,17 +156,22 @@ class Homeserver implements TestHomeserver {
     try {
       if (req.method === "OPTIONS") return this.write(res, 204, {}, "");
       const path = normalisePath(url.pathname);
+      const method = req.method ?? "GET";
+      const fault = this.conditions.take(method, path);
+      if (fault?.kind === "drop" && fault.spec.when !== "after") return void req.socket.destroy();
+      if (fault?.kind === "fail") return this.writeFault(res, fault.spec);
       const parts = path.split("/");
       let known = false;
       for (const route of this.routes) {
         const params = match(route, parts);
         if (!params) continue;
         known = true;
-        if (route.method !== req.method) continue;
+        if (route.method !== method) continue;
         const session = authenticate(this.store, accessToken(req, url.searchParams), route.auth);
         if (route.limited && session) checkRateLimit(this.store, session.userId);
-        const raw = req.method === "GET" ? Buffer.alloc(0) : await readBody(req, MAX_UPLOAD + 1);
+        const raw = method === "GET" ? Buffer.alloc(0) : await readBody(req, MAX_UPLOAD + 1);
         const body = route.raw ? {} : parseJsonBody(raw);
+        await this.conditions.delay(method, path);
         const txnKey = route.txn && session ? `${session.userId}|${session.deviceId}|${path}` : undefined;
         let out = txnKey === undefined ? undefined : this.txns.get(txnKey);
         if (out === undefined) {
@@ -134,11 +179,12 @@ class Homeserver implements TestHomeserver {
           out = await route.handle(ctx);
           if (txnKey !== undefined) this.txns.set(txnKey, out);
         }
+        if (fault) return void req.socket.destroy(); // a drop "after": handled, never answered
         if (out instanceof Bytes) return this.write(res, 200, out.headers, out.data);
         return this.write(res, 200, { "content-type": "application/json" }, JSON.stringify(out));
       }
       // Spec: unknown endpoints are 404 M_UNRECOGNIZED, known ones with the wrong method 405.
-      this.unknown.push(`${req.method ?? "?"} ${url.pathname}`);
+      this.unknown.push(`${method} ${url.pathname}`);
       throw new HsError(known ? 405 : 404, "M_UNRECOGNIZED", "Unrecognized request");
     } catch (e) {
       const err = e instanceof HsError ? e : new HsError(500, "M_UNKNOWN", `Internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
@@ -149,6 +195,22 @@ class Homeserver implements TestHomeserver {
       if (typeof retry === "number") headers["retry-after"] = String(Math.ceil(retry / 1000));
       this.write(res, err.status, headers, JSON.stringify(body));
     }
+  }
+
+  private writeFault(res: ServerResponse, spec: FailSpec): void {
+    const status = spec.status ?? 500;
+    if (spec.proxyPage) {
+      const reason = PROXY_REASONS[status] ?? "Error";
+      const page = `<html>\r\n<head><title>${status} ${reason}</title></head>\r\n<body>\r\n<center><h1>${status} ${reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
+      return this.write(res, status, { "content-type": "text/html" }, page);
+    }
+    const body: Record<string, unknown> = { errcode: spec.errcode ?? "M_UNKNOWN", error: spec.error ?? "Injected failure" };
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (spec.retryAfterMs !== undefined) {
+      body["retry_after_ms"] = spec.retryAfterMs;
+      headers["retry-after"] = String(Math.ceil(spec.retryAfterMs / 1000));
+    }
+    this.write(res, status, headers, JSON.stringify(body));
   }
 
   private write(res: ServerResponse, status: number, headers: Record<string, string>, body: string | Buffer): void {
@@ -209,6 +271,52 @@ class Homeserver implements TestHomeserver {
     this.store.user(userId).rateLimit = { remaining: requests, retryAfterMs };
   }
 
+  setLatency(latency: Latency): void {
+    this.conditions.setLatency(latency);
+  }
+
+  failNext(spec: FailSpec): void {
+    this.conditions.addFault({ kind: "fail", spec });
+  }
+
+  dropNext(spec: DropSpec): void {
+    this.conditions.addFault({ kind: "drop", spec });
+  }
+
+  clearFaults(): void {
+    this.conditions.clearFaults();
+  }
+
+  holdToDevice(match: { to?: string; type?: string }): ToDeviceHoldHandle {
+    const hold: ToDeviceHold = { held: [] };
+    if (match.to !== undefined) hold.to = match.to;
+    if (match.type !== undefined) hold.type = match.type;
+    this.store.toDeviceHolds.push(hold);
+    const stop = (): ToDeviceHold["held"] => {
+      const i = this.store.toDeviceHolds.indexOf(hold);
+      if (i >= 0) this.store.toDeviceHolds.splice(i, 1);
+      return hold.held.splice(0);
+    };
+    return {
+      count: () => hold.held.length,
+      release: () => {
+        for (const m of stop()) this.store.deliverToDevice(m.userId, m.deviceId, m.event);
+      },
+      discard: () => stop().length,
+    };
+  }
+
+  devices(userId: string): DeviceSummary[] {
+    const user = this.store.user(userId);
+    const ssk = user.crossSigning.self_signing ? crossSigningKeyOf(user.crossSigning.self_signing) : undefined;
+    return [...user.devices].map(([deviceId, d]) => {
+      const sigs = { ...(d.deviceKeys?.["signatures"] as Record<string, Record<string, string>> | undefined)?.[userId], ...user.signatures.get(deviceId)?.get(userId) };
+      const out: DeviceSummary = { deviceId, hasKeys: d.deviceKeys !== undefined, crossSigned: ssk !== undefined && sigs[ssk[0]] !== undefined };
+      if (d.displayName !== undefined) out.displayName = d.displayName;
+      return out;
+    });
+  }
+
   requireAuthForCrossSigning(required: boolean): void {
     this.store.requireAuthForFirstCrossSigning = required;
   }
@@ -223,132 +331,14 @@ class Homeserver implements TestHomeserver {
   }
 }
 
-export async function startHomeserver(opts: { port?: number; serverName?: string } = {}): Promise<TestHomeserver> {
+export async function startHomeserver(opts: { port?: number; serverName?: string; latency?: Latency } = {}): Promise<TestHomeserver> {
   const hs = new Homeserver(opts.serverName ?? "localhost");
+  if (opts.latency) hs.setLatency(opts.latency);
   await hs.listen(opts.port ?? 0);
   return hs;
 }
 
-type SdkLogger = NonNullable<ICreateClientOpts["logger"]>;
-const noop = (): void => {};
-const silentLogger: SdkLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, getChild: () => silentLogger };
+export { SYNAPSE_ON_TWO_CORES, type DropSpec, type FailSpec, type Latency } from "./homeserver-faults.ts";
 
-/**
- * Parts of matrix-js-sdk log through its global loglevel logger whatever logger the client is given,
- * and child loggers copy the parent's method factory when created; so a no-op factory on the root
- * silences the root and every child made afterwards.
- */
-function silenceSdkGlobalLogger(): void {
-  const root: object = sdkGlobalLogger;
-  if ("rebuild" in root && typeof root.rebuild === "function") {
-    Object.assign(root, { methodFactory: () => noop });
-    root.rebuild();
-  }
-}
-
-/**
- * matrix-js-sdk arms a ref'd timer for every request's local timeout (pollTimeout + 80 s for /sync) and never
- * clears it, so a process using it stays alive long after stopClient(). Giving it an unref'd signal instead
- * (AbortSignal.timeout) keeps the same timeout and lets test processes exit.
- */
-function unrefRequestTimeouts(client: MatrixClient): void {
-  const http = client.http;
-  const original = http.requestOtherUrl.bind(http);
-  http.requestOtherUrl = <T>(...[method, url, body, opts]: Parameters<typeof original>): Promise<T> => {
-    const ms = opts?.localTimeoutMs;
-    if (opts === undefined || ms === undefined) return original<T>(method, url, body, opts);
-    const signals = opts.abortSignal ? [AbortSignal.timeout(ms), opts.abortSignal] : [AbortSignal.timeout(ms)];
-    return original<T>(method, url, body, { ...opts, localTimeoutMs: undefined, abortSignal: AbortSignal.any(signals) });
-  };
-}
-
-export interface HumanClientOptions {
-  /** Start matrix-js-sdk's Rust crypto (WASM, in memory) before the first sync. */
-  rustCrypto?: boolean;
-  /** With rustCrypto: exclude devices their owner has not cross-signed (MSC4153; modern Element's default). */
-  onlySignedDevices?: boolean;
-  /** Log in as a new device of an existing user (password "pw-<localpart>") instead of creating the user. */
-  newDevice?: boolean;
-}
-
-async function loginNewDevice(hs: TestHomeserver, localpart: string): Promise<{ userId: string; accessToken: string; deviceId: string }> {
-  const res = await fetch(`${hs.url}/_matrix/client/v3/login`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user: localpart }, password: `pw-${localpart}` }),
-  });
-  const body = (await res.json()) as Record<string, unknown>;
-  if (res.status !== 200) throw new Error(`login ${localpart}: ${res.status} ${JSON.stringify(body)}`);
-  return { userId: String(body["user_id"]), accessToken: String(body["access_token"]), deviceId: String(body["device_id"]) };
-}
-
-/**
- * matrix-js-sdk's Rust crypto arms a ref'd 5-minute timer for every live encrypted event (to stop listening for a
- * late decryption) and clears it only when the event decrypts; one undecryptable event keeps a test process alive
- * for 5 minutes after stopClient(). The timer is set synchronously in the handler, so it is unref'd right there.
- */
-function unrefUndecryptedEventTimers(client: MatrixClient): void {
-  const backend = (client as unknown as { cryptoBackend?: { onLiveEventFromSync?: (event: unknown) => Promise<void> } }).cryptoBackend;
-  const original = backend?.onLiveEventFromSync?.bind(backend);
-  if (!backend || !original) return;
-  backend.onLiveEventFromSync = (event) => {
-    const realSetTimeout = globalThis.setTimeout;
-    globalThis.setTimeout = ((...args: Parameters<typeof realSetTimeout>) => realSetTimeout(...args).unref()) as typeof realSetTimeout;
-    try {
-      return original(event);
-    } finally {
-      globalThis.setTimeout = realSetTimeout;
-    }
-  };
-}
-
-/**
- * A started matrix-js-sdk client for a new user "@<localpart>:<server>" (password "pw-<localpart>"), or for a new
- * device of that user; resolved once synced.
- */
-export async function humanClient(hs: TestHomeserver, localpart: string, opts: HumanClientOptions = {}): Promise<MatrixClient> {
-  const { userId, accessToken, deviceId } = opts.newDevice ? await loginNewDevice(hs, localpart) : await hs.createUser(localpart, `pw-${localpart}`);
-  silenceSdkGlobalLogger();
-  const client = createClient({ baseUrl: hs.url, accessToken, userId, deviceId, logger: silentLogger });
-  unrefRequestTimeouts(client);
-  try {
-    if (opts.rustCrypto) {
-      await client.initRustCrypto({ useIndexedDB: false });
-      unrefUndecryptedEventTimers(client);
-      if (opts.onlySignedDevices) client.getCrypto()?.setDeviceIsolationMode(new OnlySignedDevicesIsolationMode());
-    }
-    await startSynced(client);
-  } catch (e) {
-    client.stopClient();
-    throw e;
-  }
-  return client;
-}
-
-/** Starts (or restarts) a client and resolves at its first PREPARED sync. */
-export async function startSynced(client: MatrixClient, ms = 10_000): Promise<void> {
-  const prepared = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      client.off(ClientEvent.Sync, onSync);
-      reject(new Error(`${client.getUserId() ?? "?"}: no PREPARED sync within ${ms} ms`));
-    }, ms);
-    function onSync(state: SyncState): void {
-      if (state !== SyncState.Prepared) return;
-      clearTimeout(timer);
-      client.off(ClientEvent.Sync, onSync);
-      resolve();
-    }
-    client.on(ClientEvent.Sync, onSync);
-  });
-  await client.startClient({ initialSyncLimit: 20 });
-  try {
-    await prepared;
-  } catch (e) {
-    client.stopClient();
-    throw e;
-  }
-}
-
-export async function stopClient(client: MatrixClient): Promise<void> {
-  client.stopClient();
-}
+// The tests' human users: matrix-js-sdk clients (kept in their own file, exported from here as before).
+export { humanClient, startSynced, stopClient, type HumanClientOptions } from "./homeserver-client.ts";
