@@ -13,6 +13,19 @@ export async function claimEvent(db: Db, eventId: string, clan: string, now: num
   return changes === 1;
 }
 
+/**
+ * Claims since `since` with no audit row: the run that claimed them died before recording them (or
+ * they were not commands: replies to the bot's questions, joins). Notices' own claims ("#") are left out.
+ */
+export async function unrecordedClaims(db: Db, since: number): Promise<Array<{ eventId: string; clan: string }>> {
+  const rows = await db.all<{ event_id: string; clan: string }>(
+    `SELECT event_id, clan FROM handled_events h WHERE handled_at >= ? AND instr(event_id, '#') = 0
+     AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.event_id = h.event_id) ORDER BY handled_at`,
+    [since],
+  );
+  return rows.map((r) => ({ eventId: r.event_id, clan: r.clan }));
+}
+
 /** Forgets claims older than `before`; events that old are ignored on sight anyway. */
 export async function forgetEventsBefore(db: Db, before: number): Promise<number> {
   const { changes } = await db.run("DELETE FROM handled_events WHERE handled_at < ?", [before]);

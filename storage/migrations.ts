@@ -249,6 +249,8 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX outbox_pending ON outbox (id) WHERE state = 'pending';
   CREATE INDEX outbox_by_lane ON outbox (lane);
+  -- Claims without a command row are found at start (a crash between the two): by event id.
+  CREATE INDEX audit_by_event ON audit (event_id);
   `,
 ];
 

@@ -8,9 +8,6 @@ import type { Db } from "../../storage/db.ts";
 import { laneState } from "../../storage/outbox.ts";
 import { answerLane } from "./reply-channel.ts";
 
-/** Commands whose own recovery tells the room what became of them (the interrupted deploy, the backup run). */
-const TOLD_BY_THEIR_SERVICE = new Set(["deploy", "restore", "backup"]);
-
 export interface RecoveryDeps {
   db: Db;
   table: readonly CommandSpec[];
@@ -24,7 +21,8 @@ export interface RecoveryDeps {
 /**
  * At start, for each command the bot was running when it stopped (kill -9, a crash, a power cut): a
  * read-only one that was not answered is simply answered now; one whose outcome was shown needs
- * nothing; one that may have changed something is never run again, and its room is told once.
+ * nothing; one that may have changed something is never run again, and its room is told once (run
+ * after the deploys' and backups' own recovery has posted, so that their words come first and alone).
  */
 export async function recoverCommands(unfinished: readonly UnfinishedCommand[], d: RecoveryDeps): Promise<void> {
   for (const c of unfinished) {
@@ -36,7 +34,8 @@ export async function recoverCommands(unfinished: readonly UnfinishedCommand[], 
       if (!posted) await d.rerun(c, line);
       continue;
     }
-    if (ended || (spec && TOLD_BY_THEIR_SERVICE.has(spec.name))) continue;
+    // A deploy or backup cut short was told by its own recovery, whose ❌ ended the lane already.
+    if (ended) continue;
     await d.tell({ ...c, eventId: c.eventId }, interruptedCommand(c, d.prefix), `interrupted:command:${c.id}`);
   }
 }

@@ -160,7 +160,8 @@ export class MatrixFrontEnd {
     void guarded.finally(() => this.intake.delete(guarded));
   }
 
-  private async onTimelineEvent(event: MatrixEvent, room: Room): Promise<void> {
+  /** `alreadyClaimed`: the event's claim was stored by an earlier run, which then died before recording it. */
+  private async onTimelineEvent(event: MatrixEvent, room: Room, alreadyClaimed = false): Promise<void> {
     const { client, clock } = this.d;
     // A plain event goes on without waiting, so that a new command's 👀 leaves within the SDK's own
     // handling of the sync; an encrypted one waits for its decryption (the SDK has started it).
@@ -192,7 +193,7 @@ export class MatrixFrontEnd {
       return;
     }
     if (line === undefined) return; // notices come from bots; files and images are not commands
-    const pending = this.d.claims.claim(eventId, clan, sentAt, clock.now());
+    const pending: Claim | Promise<Claim> = alreadyClaimed ? { fresh: true, stored: Promise.resolve() } : this.d.claims.claim(eventId, clan, sentAt, clock.now());
     // Awaited only when it is not decided at once (an event from before the claims in memory).
     const claim: Claim = pending instanceof Promise ? await pending : pending;
     if (!claim.fresh) return;
@@ -307,6 +308,27 @@ export class MatrixFrontEnd {
       },
       new MatrixReplyChannel(this.sending, c.room, c.eventId, this.waiters, this.replies),
     );
+  }
+
+  /**
+   * Events an earlier run claimed but did not record (it died between storing the claim and the
+   * command's audit row): read again from the homeserver, and handled if they are commands.
+   */
+  async recoverUnrecorded(claims: ReadonlyArray<{ eventId: string; clan: string }>): Promise<void> {
+    const { client, log } = this.d;
+    const map = client.getEventMapper();
+    for (const c of claims) {
+      const roomId = this.bindings.roomOf(c.clan);
+      const room = roomId === undefined ? undefined : client.getRoom(roomId);
+      if (!room) continue;
+      try {
+        const raw = await client.http.authedRequest<IEvent>(Method.Get, `/rooms/${encodeURIComponent(room.roomId)}/event/${encodeURIComponent(c.eventId)}`);
+        if (raw.sender === this.me) continue;
+        await this.onTimelineEvent(map({ ...raw, room_id: room.roomId }), room, true);
+      } catch (err) {
+        log.warn({ event: c.eventId, err: (err as Error).message }, "could not read again an event claimed before a crash");
+      }
+    }
   }
 
   /** An invited person's join, seen once (restarts replay the timeline). */

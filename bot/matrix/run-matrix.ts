@@ -7,7 +7,7 @@ import { MatrixFrontEnd } from "./matrix-front-end.ts";
 import { Outbox } from "./outbox.ts";
 import { recoverCommands } from "./command-recovery.ts";
 import { commandTable } from "../../commands/index.ts";
-import { EventClaims } from "../../storage/handled-events.ts";
+import { EventClaims, unrecordedClaims } from "../../storage/handled-events.ts";
 import { PersistentSyncStore } from "./persistent-sync-store.ts";
 import { keepLiveTimelinesShort } from "./short-timelines.ts";
 import { routeSdkGlobalLogger, sdkLogger } from "./sdk-logger.ts";
@@ -76,6 +76,7 @@ export async function runMatrix(app: App): Promise<number> {
   } catch (err) {
     log.error({ err }, "could not tell a room about an interrupted deploy; will try again at the next start");
   }
+  await app.announcer.connect((clan, message, replyTo, once) => frontEnd.post(clan, message, replyTo, once));
   try {
     await recoverCommands(app.unfinished, {
       db,
@@ -84,10 +85,10 @@ export async function runMatrix(app: App): Promise<number> {
       rerun: (c, line) => frontEnd.rerun(c, line),
       tell: (c, message, once) => frontEnd.post(c.clan, message, c.eventId, once),
     });
+    await frontEnd.recoverUnrecorded(await unrecordedClaims(db, clock.now() - m.maxCommandAge));
   } catch (err) {
     log.error({ err }, "could not answer or tell about the commands cut short when the bot last stopped");
   }
-  await app.announcer.connect((clan, message, replyTo, once) => frontEnd.post(clan, message, replyTo, once));
   app.invites.connect((clan, userId, reason) => frontEnd.invite(clan, userId, reason));
   const signal = await stopping;
   log.info({ signal }, "stopping");
