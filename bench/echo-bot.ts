@@ -1,8 +1,8 @@
-// The baseline: about the least a matrix-js-sdk bot can do per command. It reacts 👀 to every
-// new text message starting with "!" from someone else, then answers with an m.notice reply.
+// The baseline: about the least a matrix-js-sdk bot can do per command. It answers every new text
+// message starting with "!" from someone else with an m.notice reply: one send per command.
 // Run as a child process: ECHO_HOMESERVER, ECHO_USER_ID, ECHO_ACCESS_TOKEN, ECHO_DEVICE_ID.
 // Prints "ready" on stdout once its first sync is processed.
-import { ClientEvent, createClient, EventType, MsgType, RelationType, RoomEvent, SyncState, type ICreateClientOpts } from "matrix-js-sdk";
+import { ClientEvent, createClient, EventType, MsgType, RoomEvent, SyncState, type ICreateClientOpts } from "matrix-js-sdk";
 import { logger as sdkGlobalLogger } from "matrix-js-sdk/lib/logger.js";
 
 function env(name: string): string {
@@ -39,9 +39,6 @@ client.on(RoomEvent.Timeline, (event, room, toStartOfTimeline, removed, data) =>
   if (content.msgtype !== MsgType.Text || typeof content.body !== "string" || !content.body.startsWith("!") || !eventId) return;
   const roomId = room.roomId;
   void (async () => {
-    await client.sendEvent(roomId, EventType.Reaction, {
-      "m.relates_to": { rel_type: RelationType.Annotation, event_id: eventId, key: "👀" },
-    });
     await client.sendEvent(roomId, EventType.RoomMessage, {
       msgtype: MsgType.Notice,
       body: `echo: ${content.body}`,

@@ -130,6 +130,7 @@ export function tapHomeserver(): EventTap {
 export const isReaction = (key: string) => (e: TappedEvent): boolean =>
   e.type === "m.reaction" && (e.content["m.relates_to"] as { key?: unknown } | undefined)?.key === key;
 
+/** A reply, plain or encrypted (an encrypted event keeps its relation in clear). */
 export const isReply = (e: TappedEvent): boolean =>
-  e.type === "m.room.message" &&
+  (e.type === "m.room.message" || e.type === "m.room.encrypted") &&
   typeof (e.content["m.relates_to"] as { "m.in_reply_to"?: unknown } | undefined)?.["m.in_reply_to"] === "object";

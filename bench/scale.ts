@@ -153,7 +153,8 @@ export async function runScale(o: ScaleOptions): Promise<ScaleResult> {
           const eyes = tap.relatedTo(id).find((e) => e.type === "m.reaction" && e.sender === botId);
           const cmd = tap.get(id);
           if (!reply || !cmd) return undefined;
-          return { sentAtS: (cmd.at - loadStart) / 1000, reply: reply.at - cmd.at, reaction: eyes ? eyes.at - cmd.at : Number.NaN };
+          // The first sign the person sees: a 👀, or the answer itself (a read-only command shows no 👀 when it is quick).
+          return { sentAtS: (cmd.at - loadStart) / 1000, reply: reply.at - cmd.at, reaction: Math.min(eyes ? eyes.at - cmd.at : Infinity, reply.at - cmd.at) };
         }),
       );
       const loadEnd = performance.now();
