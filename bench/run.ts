@@ -4,11 +4,13 @@
 // Machines over SSH: `status` of 50 sshd targets against one; the installer's QR code in a 12 MP photo.
 // Invites: QR code creation per join code; the join page's requests per second on one core.
 // Backup schedules: 10,000 in one process (clanbot's one timer against a node-cron task each).
-//   node bench/run.ts [--quick] [--only latency|scale|deploy|ssh|distance|invite|backup] [--bot-node-options="<V8/Node flags for clanbot>"]
+// Encrypted rooms: reply time against plain rooms at a real server's pace, and a soak of thousands of round trips.
+//   node bench/run.ts [--quick] [--only latency|encrypted|scale|deploy|ssh|distance|invite|backup] [--bot-node-options="<V8/Node flags for clanbot>"]
 import { parseArgs } from "node:util";
 import { runBackupBench, type BackupBenchResult, type BackupRun } from "./backup.ts";
 import { runDeployBench, type DeployBenchResult, type DeployRecordTimes } from "./deploy.ts";
 import type { ObservedDeploy } from "./deploy-observe.ts";
+import { runEncryptedBench, type EncryptedBenchResult } from "./encrypted.ts";
 import { runLatency, type BotLatency, type LatencyResult } from "./latency.ts";
 import { STOP_GRACE_MS, type Stopped } from "./proc.ts";
 import { runScale, type ScaleResult } from "./scale.ts";
@@ -18,6 +20,9 @@ import { runDistanceBench, type DistanceBenchResult } from "./ssh-distance.ts";
 import { formatTable, mb, ms, ratio, seconds, type Row } from "./stats.ts";
 
 const LATENCY_RATIO_GOAL = 1.1;
+/** Encrypted rooms against plain ones (issue 14). */
+const ENCRYPTED_RATIO_GOAL = 1.3;
+const ENCRYPTED_RSS_OVER_PLAIN_GOAL = 50 * 2 ** 20;
 const SCALE_P99_GOAL_MS = 250;
 const RSS_GOAL = 300 * 2 ** 20;
 const DEPLOY_RATIO_GOAL = 1.05;
@@ -101,6 +106,33 @@ function latencyRows(r: LatencyResult): Row[] {
     });
   }
   return rows;
+}
+
+function encryptedRows(r: EncryptedBenchResult): Row[] {
+  const vs = (what: string, e: number, p: number): Row => ({
+    metric: `encrypted/plain ${what}`,
+    value: ratio(e / p),
+    baseline: `${ms(e)} vs ${ms(p)}`,
+    goal: `<= ${ENCRYPTED_RATIO_GOAL.toFixed(2)}x`,
+    met: e / p <= ENCRYPTED_RATIO_GOAL,
+  });
+  const lastP = r.plain.rss.at(-1) ?? Number.NaN;
+  const lastE = r.encrypted.rss.at(-1) ?? Number.NaN;
+  const growth = (v: readonly number[]): string => `${mb(v[1] ?? Number.NaN)} -> ${mb(v.at(-1) ?? Number.NaN)}`;
+  return [
+    vs("reply p50 (Synapse pace)", r.encrypted.reply.p50, r.plain.reply.p50),
+    vs("reply p99 (Synapse pace)", r.encrypted.reply.p99, r.plain.reply.p99),
+    { metric: "encrypted: CPU per command (soak)", value: ms(r.encrypted.cpuMsPerCommand), baseline: `plain: ${ms(r.plain.cpuMsPerCommand)}` },
+    {
+      metric: `encrypted: RSS after ${r.soakCommands} encrypted round trips`,
+      value: mb(lastE),
+      baseline: `plain bot after ${r.soakCommands}: ${mb(lastP)}`,
+      goal: "< plain + 50 MB",
+      met: lastE - lastP < ENCRYPTED_RSS_OVER_PLAIN_GOAL,
+    },
+    { metric: "encrypted: RSS from 20% to the end of the soak", value: growth(r.encrypted.rss), baseline: `plain: ${growth(r.plain.rss)}` },
+    { metric: "encrypted: commands answered", value: `missing ${r.encrypted.missing} (plain ${r.plain.missing})`, goal: "none missing", met: r.encrypted.missing + r.plain.missing === 0 },
+  ];
 }
 
 function scaleRows(r: ScaleResult): Row[] {
@@ -401,6 +433,13 @@ async function main(): Promise<void> {
       failures.push(`latency: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     }
   }
+  if (args.only === undefined || args.only === "encrypted") {
+    try {
+      rows.push(...encryptedRows(await runEncryptedBench({ latencyCommands: quick ? 100 : 500, soakCommands: quick ? 1000 : 5000, progress })));
+    } catch (err) {
+      failures.push(`encrypted: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    }
+  }
   if (args.only === undefined || args.only === "scale") {
     const rooms = quick ? 100 : 1000;
     try {
@@ -469,6 +508,9 @@ async function main(): Promise<void> {
       "run + ✅ (final edit)\" splits the wall time with the bot's own records (SQLite); ✅ goes on the command as the",
       "deploy ends, the status edit showing the result follows once its 2 s gap allows. RSS growth: VmRSS sampled",
       "every 100 ms during the deploy printing a lot, against the median of the second before the command.",
+      "Encrypted: two clanbot processes, one in a plain room and one in an encrypted room, asked in turns by one",
+      "person whose client runs matrix-js-sdk's Rust crypto; reply times at a real Synapse's pace, then a soak",
+      "at the in-repo homeserver's pace with each bot's CPU per command and RSS after every tenth of it.",
       "Backup: one process with the schedules (bench/backup-child.ts), their firings only recorded: clanbot's",
       "scheduler loads them from SQLite and keeps one timer (node-cron computes next runs, one task per distinct",
       "expression and zone); the baseline starts one node-cron task per schedule. Half fire at the same second every",
