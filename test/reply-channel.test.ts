@@ -140,3 +140,28 @@ test("an edit waits for the message it edits, also when the homeserver is away i
   const original = botMessages("nas: queued")[0];
   assert.equal(edit.getContent()["m.relates_to"]?.event_id, original?.event_id);
 });
+
+test("a post the homeserver refuses (a 4xx) is dropped alone: the same command's next answers and other commands' go out", async () => {
+  const cmd = await say(alice, roomId, "!deploy laptop");
+  const other = await say(alice, roomId, "!whoami");
+  // Synapse's answer to a second identical reaction: 400 M_DUPLICATE_ANNOTATION.
+  hs.failNext({ pathPrefix: `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.reaction/`, status: 400, errcode: "M_DUPLICATE_ANNOTATION" });
+  const channel = new MatrixReplyChannel(sending, roomId, cmd);
+  await channel.react("❌");
+  await channel.reply({ text: "after the refused one", html: "after the refused one" });
+  await new MatrixReplyChannel(sending, roomId, other).reply({ text: "someone else's answer", html: "someone else's answer" });
+  await waitForEvent(alice, roomId, (e) => e.getContent().body === "after the refused one");
+  await waitForEvent(alice, roomId, (e) => e.getContent().body === "someone else's answer");
+});
+
+test("answers resume within a second or two of the homeserver's return, not after a long backoff", async () => {
+  const cmd = await say(alice, roomId, "!status");
+  await hs.goDown();
+  await new MatrixReplyChannel(sending, roomId, cmd).reply({ text: "after the outage", html: "after the outage" });
+  // Long enough for any exponential backoff to grow well past the outbox's 2 s ceiling.
+  await new Promise((r) => setTimeout(r, 8000));
+  await hs.comeBack();
+  const back = Date.now();
+  await waitForEvent(alice, roomId, (e) => e.getContent().body === "after the outage", 10_000);
+  assert.ok(Date.now() - back < 3000, `the answer came ${Date.now() - back} ms after the homeserver was back`);
+});
