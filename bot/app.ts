@@ -19,6 +19,7 @@ import { VmService } from "../ops/vm-service.ts";
 import { interruptRunningCommands, recentCommands, type UnfinishedCommand } from "../storage/audit.ts";
 import { openDatabase, type Db } from "../storage/db.ts";
 import { forgetEventsBefore } from "../storage/handled-events.ts";
+import { forgetSentPosts } from "../storage/outbox.ts";
 import { migrate } from "../storage/migrations.ts";
 import { ConfigError, clanThresholds, type ClanConfig, type Config } from "./config.ts";
 import { Announcer } from "./announcer.ts";
@@ -61,6 +62,8 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   const unfinished = await interruptRunningCommands(db, clock.now());
   if (unfinished.length) log.warn({ interrupted: unfinished.length }, "commands were still running when the bot last stopped");
   await forgetEventsBefore(db, clock.now() - HANDLED_EVENT_RETENTION_MS);
+  // Sent posts are kept as long as the events they answer: a replayed command finds its answer (and its once key).
+  await forgetSentPosts(db, clock.now() - HANDLED_EVENT_RETENTION_MS);
   await recoverDeploys(db, clock, log, config.deploy.keepLogs, KILL_GRACE_MS);
   const logDir = resolve(config.deploy.logDir ?? join(dirname(config.storage.path), "logs"));
 

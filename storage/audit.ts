@@ -40,17 +40,9 @@ export async function finishCommand(
   await db.run("UPDATE audit SET result = ?, finished_at = ?, detail = ? WHERE id = ?", [result, finishedAt, detail ?? null, id]);
 }
 
-/** A command the bot was running when it last stopped. */
-export interface UnfinishedCommand {
+/** A command the bot was running when it last stopped (its `line` as typed, with the prefix). */
+export interface UnfinishedCommand extends AuditStart {
   id: number;
-  clan: string;
-  room: string;
-  sender: string;
-  command: string;
-  /** As typed, with the prefix. */
-  line: string;
-  eventId: string | undefined;
-  startedAt: number;
 }
 
 /**

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { finishCommand, interruptRunningCommands, recentCommands, startCommand } from "../storage/audit.ts";
 import { openDatabase } from "../storage/db.ts";
-import { claimEvent, EventClaims, forgetEventsBefore } from "../storage/handled-events.ts";
+import { claimEvent, EventClaims, forgetEventsBefore, unrecordedClaims } from "../storage/handled-events.ts";
+import { addToOutbox, forgetSentPosts, laneState, markFailed, markSent, pendingPosts, sentEventOf } from "../storage/outbox.ts";
 import { migrate, MIGRATIONS } from "../storage/migrations.ts";
 import { tempDir } from "./support/temp-dir.ts";
 
@@ -93,4 +94,36 @@ test("the audit keeps clans apart, newest first, and marks runs a crash interrup
   assert.equal((await interruptRunningCommands(db, 9)).length, 2);
   assert.equal((await recentCommands(db, "a", 1))[0]?.result, "interrupted");
   await db.close();
+});
+
+test("the outbox: posts pending until sent, content dropped once sent, once keys unique, old sent posts forgotten, pending kept", async () => {
+  const db = await openDatabase(join(await tempDir(), "db.sqlite3"));
+  await migrate(db);
+  const row = (lane: string, extra: object = {}) => ({ roomId: "!r", lane, eventType: "m.room.message", content: { body: "a join link" }, ...extra });
+  const a = (await addToOutbox(db, row("answer:$1"), 100)) as number;
+  const b = (await addToOutbox(db, row("answer:$1", { eventType: "m.reaction", content: {} }), 100)) as number;
+  assert.equal(await addToOutbox(db, row("notice:!r", { once: "greeting:$i" }), 100) !== undefined, true);
+  assert.equal(await addToOutbox(db, row("notice:!r", { once: "greeting:$i" }), 200), undefined, "a once key is posted once");
+  assert.deepEqual((await pendingPosts(db)).map((p) => p.id).slice(0, 2), [a, b]);
+  await markSent(db, a, "$sent");
+  await markFailed(db, b);
+  assert.equal(await sentEventOf(db, a), "$sent");
+  assert.equal(await sentEventOf(db, b), undefined);
+  const raw = await db.get<{ content: string }>("SELECT content FROM outbox WHERE id = ?", [a]);
+  assert.equal(raw?.content, "{}", "the content is not kept once sent");
+  assert.deepEqual(await laneState(db, "answer:$1"), { posted: true, ended: true });
+  assert.deepEqual(await laneState(db, "answer:$2"), { posted: false, ended: false });
+  assert.equal(await forgetSentPosts(db, 150), 2);
+  assert.equal((await pendingPosts(db)).length, 1, "pending posts are never forgotten");
+});
+
+test("claims with no command row are found (a crash between the two); notices' own claims are not", async () => {
+  const db = await openDatabase(join(await tempDir(), "db.sqlite3"));
+  await migrate(db);
+  await claimEvent(db, "$recorded", "fam", 10);
+  await claimEvent(db, "$lost", "fam", 10);
+  await claimEvent(db, "$x#undecryptable", "fam", 10);
+  await claimEvent(db, "$old", "fam", 1);
+  await startCommand(db, { clan: "fam", room: "!r", sender: "@a:x", command: "whoami", line: "!whoami", eventId: "$recorded", startedAt: 10 });
+  assert.deepEqual(await unrecordedClaims(db, 5), [{ eventId: "$lost", clan: "fam" }]);
 });
