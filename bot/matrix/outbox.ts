@@ -201,7 +201,9 @@ export class Outbox {
   /** The event as it goes on the wire: encrypted in an encrypted room (reactions stay in clear, as clients send them). */
   private async wire(row: OutboxRow, content: Record<string, unknown>): Promise<{ type: string; body: Record<string, unknown> }> {
     const room = this.client.getRoom(row.roomId);
-    if (!room?.hasEncryptionStateEvent() || row.eventType === EventType.Reaction) return { type: row.eventType, body: content };
+    // A room the client has not synced yet might be encrypted: wait for it rather than post in clear.
+    if (!room) throw new Error(`room ${row.roomId} is not known to the client yet`);
+    if (!room.hasEncryptionStateEvent() || row.eventType === EventType.Reaction) return { type: row.eventType, body: content };
     const crypto = this.client.getCrypto() as unknown as EventEncryptor | undefined;
     if (!crypto) throw new Error("the room is encrypted but the crypto is not running");
     const event = new MatrixEvent({ type: row.eventType, content, room_id: row.roomId, sender: this.client.getSafeUserId() });
