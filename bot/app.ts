@@ -16,7 +16,7 @@ import { loadBotKey, type BotKey } from "../ops/ssh-key.ts";
 import { SshMachineService } from "../ops/ssh-machines.ts";
 import { detectVmBackend } from "../ops/vm-backend.ts";
 import { VmService } from "../ops/vm-service.ts";
-import { interruptRunningCommands, recentCommands, type UnfinishedCommand } from "../storage/audit.ts";
+import { interruptCommands, recentCommands, runningCommands, type UnfinishedCommand } from "../storage/audit.ts";
 import { openDatabase, type Db } from "../storage/db.ts";
 import { forgetEventsBefore } from "../storage/handled-events.ts";
 import { forgetSentPosts } from "../storage/outbox.ts";
@@ -48,8 +48,12 @@ export interface App {
   announcer: Announcer;
   /** Join codes for every clan: the join page redeems them, the Matrix front end connects the invites. */
   invites: InviteService;
-  /** Commands the bot was running when it last stopped (marked interrupted): the front end answers or tells about them. */
+  /**
+   * Commands the bot was running when it last stopped, still marked running: the Matrix front end
+   * answers or tells about them and marks them; `interruptUnfinished` marks them where nobody can be told.
+   */
   unfinished: readonly UnfinishedCommand[];
+  interruptUnfinished(): Promise<void>;
   /** Tells each clan's room, once, about deploys the bot did not see to their end. */
   announceInterrupted(post: ClanPoster): Promise<void>;
   close(): Promise<void>;
@@ -59,7 +63,7 @@ export interface App {
 export async function createApp(config: Config, clans: readonly ClanConfig[], log: Logger, clock: Clock = Date): Promise<App> {
   const db = await openDatabase(config.storage.path);
   await migrate(db);
-  const unfinished = await interruptRunningCommands(db, clock.now());
+  const unfinished = await runningCommands(db);
   if (unfinished.length) log.warn({ interrupted: unfinished.length }, "commands were still running when the bot last stopped");
   await forgetEventsBefore(db, clock.now() - HANDLED_EVENT_RETENTION_MS);
   // Sent posts are kept as long as the events they answer: a replayed command finds its answer (and its once key).
@@ -236,6 +240,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
     announcer,
     invites,
     unfinished,
+    interruptUnfinished: () => interruptCommands(db, unfinished.map((c) => c.id), clock.now()),
     announceInterrupted: (post) =>
       announceInterrupted(
         db,

@@ -157,6 +157,8 @@ async function startConsole(config: Config, args: CliArgs, flake: string, demo: 
   const log = createLogger(config.log.level ?? "warn");
   const clan = demo ? { ...consoleClan(flake), name: "demo" } : consoleClan(flake);
   const app = await createApp(config, [clan], log);
+  // The console has nobody to tell about commands a dead bot left running: they are marked interrupted.
+  await app.interruptUnfinished();
   const interactive = process.stdin.isTTY === true && process.stdout.isTTY === true;
   // Files a command posts go in one folder for the session, removed when it ends.
   const files = await mkdtemp(join(tmpdir(), "clanbot-files-"));

@@ -46,26 +46,34 @@ export interface UnfinishedCommand extends AuditStart {
 }
 
 /**
- * Commands still marked running belong to a process that died: they are marked interrupted (not left
- * running forever) and returned, so that the front end can answer or tell about them.
+ * Commands still marked running: they belong to a process that died (at start, before this run took
+ * any). They stay marked running until the front end has answered or told about them (and a crash
+ * meanwhile finds them again), then `interruptCommands` marks them.
  */
-export async function interruptRunningCommands(db: Db, now: number): Promise<UnfinishedCommand[]> {
-  return db.transaction(async (q) => {
-    const rows = await q.all<{ id: number; clan: string; room: string; sender: string; command: string; line: string; event_id: string | null; started_at: number }>(
-      "SELECT id, clan, room, sender, command, line, event_id, started_at FROM audit WHERE result = 'running' ORDER BY id",
-    );
-    await q.run("UPDATE audit SET result = 'interrupted', finished_at = ?, detail = 'the bot stopped while it ran' WHERE result = 'running'", [now]);
-    return rows.map((r) => ({
-      id: r.id,
-      clan: r.clan,
-      room: r.room,
-      sender: r.sender,
-      command: r.command,
-      line: r.line,
-      eventId: r.event_id ?? undefined,
-      startedAt: r.started_at,
-    }));
-  });
+export async function runningCommands(db: Db): Promise<UnfinishedCommand[]> {
+  const rows = await db.all<{ id: number; clan: string; room: string; sender: string; command: string; line: string; event_id: string | null; started_at: number }>(
+    "SELECT id, clan, room, sender, command, line, event_id, started_at FROM audit WHERE result = 'running' ORDER BY id",
+  );
+  return rows.map((r) => ({
+    id: r.id,
+    clan: r.clan,
+    room: r.room,
+    sender: r.sender,
+    command: r.command,
+    line: r.line,
+    eventId: r.event_id ?? undefined,
+    startedAt: r.started_at,
+  }));
+}
+
+/** Marks commands that a dead process left running as interrupted, with what became of them. */
+export async function interruptCommands(db: Db, ids: readonly number[], now: number, detail = "the bot stopped while it ran"): Promise<void> {
+  if (!ids.length) return;
+  await db.run(`UPDATE audit SET result = 'interrupted', finished_at = ?, detail = ? WHERE result = 'running' AND id IN (${ids.map(() => "?").join(", ")})`, [
+    now,
+    detail,
+    ...ids,
+  ]);
 }
 
 export async function recentCommands(db: Db, clan: string, limit: number): Promise<AuditEntry[]> {

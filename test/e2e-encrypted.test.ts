@@ -22,6 +22,9 @@ const w: World = await world({
   }),
 });
 
+/** The bot's answers to a command, as stored on the homeserver. */
+const fromBot = (id: string) => onServer(w.botUserId).filter((e) => (e.content["m.relates_to"] as { "m.in_reply_to"?: { event_id?: string } } | undefined)?.["m.in_reply_to"]?.event_id === id);
+
 /** The bot's events as they are stored on the homeserver: what anyone without the keys can read. */
 const onServer = (sender: string): Array<{ type: string; content: Record<string, unknown> }> => w.hs.roomEvents(w.roomId).filter((e) => e.sender === sender);
 
@@ -120,6 +123,22 @@ test("a message that cannot be decrypted gets one notice, not one per message", 
   await new Promise((r) => setTimeout(r, 4000));
   const notices = timeline(w.alice, w.roomId).filter((e: MatrixEvent) => /could not read an encrypted message/.test(String(e.getContent().body)));
   assert.equal(notices.length, 1);
+});
+
+test("a command whose key comes late is answered when the key comes, without a notice", async () => {
+  // A new megolm session for alice's next message: its key travels to the bot in a to-device message, held back a while.
+  const held = w.hs.holdToDevice({ to: w.botUserId, type: "m.room.encrypted" });
+  await w.alice.getCrypto()?.forceDiscardSession(w.roomId);
+  const id = await say(w.alice, w.roomId, "!whoami");
+  await eventually("the room key to be held back", () => held.count() > 0);
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.equal(fromBot(id).length, 0, "answered before its key came");
+  held.release();
+  const reply = await waitForReply(w.alice, w.roomId, id, 15_000);
+  assert.match(reply.getContent().body as string, /power level 100/);
+  await new Promise((r) => setTimeout(r, 2500));
+  const aboutAlice = timeline(w.alice, w.roomId).filter((e) => /could not read an encrypted message from .*@alice:/.test(String(e.getContent().body)));
+  assert.equal(aboutAlice.length, 0);
 });
 
 test("restarts keep the device: after a kill -9, commands sent while the bot was down are answered, from the same device", async () => {

@@ -2,8 +2,8 @@ import { UserError } from "../../commands/errors.ts";
 import { findCommand } from "../../commands/help.ts";
 import { selectSubcommand, tokenize } from "../../commands/parse-input.ts";
 import { code, concat, type Message } from "../../commands/format.ts";
-import type { CommandSpec } from "../../commands/types.ts";
-import type { UnfinishedCommand } from "../../storage/audit.ts";
+import type { CommandSpec, Log } from "../../commands/types.ts";
+import { interruptCommands, type UnfinishedCommand } from "../../storage/audit.ts";
 import type { Db } from "../../storage/db.ts";
 import { laneState } from "../../storage/outbox.ts";
 import { answerLane } from "./reply-channel.ts";
@@ -12,7 +12,9 @@ export interface RecoveryDeps {
   db: Db;
   table: readonly CommandSpec[];
   prefix: string;
-  /** Runs a read-only command again, answering its original message. */
+  now(): number;
+  log: Log;
+  /** Runs a read-only command again, answering its original message; resolves when it is answered. */
   rerun(c: UnfinishedCommand, line: string): Promise<void>;
   /** Tells the command's room once (by `once` key) that it was cut short, with ❌ on it. */
   tell(c: UnfinishedCommand & { eventId: string }, message: Message, once: string): Promise<void>;
@@ -23,20 +25,40 @@ export interface RecoveryDeps {
  * read-only one that was not answered is simply answered now; one whose outcome was shown needs
  * nothing; one that may have changed something is never run again, and its room is told once (run
  * after the deploys' and backups' own recovery has posted, so that their words come first and alone).
+ * A command's rows stay marked running until this is done (a crash meanwhile finds them again); rows
+ * of one message (a command answered again, cut short again) are settled together.
  */
 export async function recoverCommands(unfinished: readonly UnfinishedCommand[], d: RecoveryDeps): Promise<void> {
+  const byMessage = new Map<string, UnfinishedCommand[]>();
   for (const c of unfinished) {
-    if (c.eventId === undefined) continue;
+    const key = c.eventId ?? `#${c.id}`;
+    byMessage.set(key, [...(byMessage.get(key) ?? []), c]);
+  }
+  for (const rows of byMessage.values()) {
+    const c = rows[0] as UnfinishedCommand;
+    const settle = (detail?: string): Promise<void> => interruptCommands(d.db, rows.map((r) => r.id), d.now(), detail);
+    if (c.eventId === undefined) {
+      await settle();
+      continue;
+    }
     const { posted, ended } = await laneState(d.db, answerLane(c.eventId));
     const line = c.line.startsWith(d.prefix) ? c.line.slice(d.prefix.length) : c.line;
     const spec = specOf(d.table, line, d.prefix);
-    if (spec?.readOnly) {
-      if (!posted) await d.rerun(c, line);
+    if (spec?.readOnly && !posted) {
+      // Settled once it is answered (by then its new run has a row of its own): not awaited, a slow one must not hold the start.
+      void d
+        .rerun(c, line)
+        .then(() => settle("the bot stopped while it ran; answered again after the restart"))
+        .catch((err: unknown) => d.log.error({ err, command: c.id }, "could not answer again a command cut short"));
       continue;
     }
-    // A deploy or backup cut short was told by its own recovery, whose ❌ ended the lane already.
-    if (ended) continue;
+    // Answered, or a deploy or backup told by its own recovery (whose ❌ ended the lane already).
+    if (spec?.readOnly || ended) {
+      await settle();
+      continue;
+    }
     await d.tell({ ...c, eventId: c.eventId }, interruptedCommand(c, d.prefix), `interrupted:command:${c.id}`);
+    await settle();
   }
 }
 

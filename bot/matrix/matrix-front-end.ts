@@ -290,13 +290,14 @@ export class MatrixFrontEnd {
 
   /**
    * Runs a read-only command again that the bot had taken but not answered when it stopped: its
-   * message was claimed then, so it is dispatched as it is, answering the original message.
+   * message was claimed then, so it is dispatched as it is, answering the original message. Resolves
+   * once it is answered.
    */
   async rerun(c: { clan: string; room: string; eventId?: string; sender: string; startedAt: number }, line: string): Promise<void> {
     const room = this.d.client.getRoom(c.room);
     if (!room || !c.eventId || this.bindings.clanOf(c.room) !== c.clan) return;
     this.d.log.info({ room: c.room, event: c.eventId, line }, "answering a read-only command that was not answered before the bot stopped");
-    void this.d.dispatcher.dispatch(
+    await this.d.dispatcher.dispatch(
       {
         clan: c.clan,
         room: c.room,

@@ -82,6 +82,8 @@ export async function runMatrix(app: App): Promise<number> {
       db,
       table: commandTable,
       prefix: app.config.commands.prefix,
+      now: () => clock.now(),
+      log,
       rerun: (c, line) => frontEnd.rerun(c, line),
       tell: (c, message, once) => frontEnd.post(c.clan, message, c.eventId, once),
     });
