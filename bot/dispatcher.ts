@@ -27,7 +27,8 @@ import type { SshMachines } from "../commands/ssh-types.ts";
 import type { Vms } from "../commands/vm-types.ts";
 import { ClanCliError } from "../ops/clan-cli.ts";
 import { finishCommand, startCommand } from "../storage/audit.ts";
-import type { Db } from "../storage/db.ts";
+import { writeSoon } from "../ops/write-soon.ts";
+import { isWriteFailure, type Db } from "../storage/db.ts";
 import type { CommandLimit } from "./command-limit.ts";
 
 /** What a front end knows about a message addressed to the bot. */
@@ -126,12 +127,6 @@ function withinEventSize(channel: ReplyChannel): ReplyChannel {
 /** A read-only command whose answer takes longer than this shows 👀 meanwhile. */
 export const TAKEN_AFTER_MS = 1000;
 
-/** SQLite's answers when it cannot write: a full disk, a broken or read-only file. */
-function isStorageFailure(err: unknown): boolean {
-  const code = (err as { code?: string }).code ?? "";
-  return /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|CORRUPT|NOTADB|BUSY|LOCKED)/.test(code);
-}
-
 function cannotStore(line: string): Message {
   return concat(
     "I did not run ",
@@ -201,7 +196,10 @@ export class Dispatcher {
     // Awaited below on every path; this only keeps an early failure from counting as unhandled meanwhile.
     runIdPromise.catch(() => undefined);
     const finish = async (o: Outcome): Promise<void> => {
-      await finishCommand(db, await runIdPromise, o.result, clock.now(), o.detail);
+      const runId = await runIdPromise;
+      const at = clock.now();
+      // The outcome is shown already; its record follows when the database takes it (a full disk).
+      await writeSoon(() => finishCommand(db, runId, o.result, at, o.detail), this.deps.log, `the outcome of command #${runId}`);
     };
     const answer = async (o: Outcome, reaction: string, message: Message): Promise<void> => {
       // The audit row gets its outcome even when the answer cannot be sent.
@@ -281,7 +279,7 @@ export class Dispatcher {
       [runId] = await Promise.all([runIdPromise, msg.claimed]);
     } catch (err) {
       clearTimeout(takenTimer);
-      if (!isStorageFailure(err)) throw err;
+      if (!isWriteFailure(err)) throw err;
       // Nothing may run that the bot could not remember having run: said from memory, not stored.
       this.deps.log.error({ err, room: msg.room, event: msg.eventId }, "cannot store a command; not running it");
       await channel.reply(cannotStore(`${prefix}${msg.line}`));

@@ -27,6 +27,7 @@ import { untilAborted } from "./abort.ts";
 import { INSTALL_DONE_MARK, OutputTail, phaseAfter, systemPathIn } from "./deploy-output.ts";
 import { gitRevision } from "./git-revision.ts";
 import { packLog } from "./log-attachment.ts";
+import { writeSoon } from "./write-soon.ts";
 import { LogFile } from "./log-file.ts";
 import { MachineOutput } from "./machine-output.ts";
 import { MachineQueue, Slots, sharedMachineQueue, type MachineHolder, type QueueTicket } from "./machine-queue.ts";
@@ -454,7 +455,8 @@ export class DeployService implements Deploys {
     m.phase = phase;
     m.waiting = undefined;
     m.finishedAt = this.o.clock.now();
-    await machineFinished(this.o.db, job.request.id, m.machine, { state: phase, at: m.finishedAt, exitCode: m.exitCode, storePath: m.storePath });
+    const finished = { state: phase, at: m.finishedAt, exitCode: m.exitCode, storePath: m.storePath };
+    await writeSoon(() => machineFinished(this.o.db, job.request.id, m.machine, finished), this.o.log, `how ${m.machine} ended in deploy #${job.request.id}`);
     this.emit(job);
   }
 
@@ -474,7 +476,10 @@ export class DeployService implements Deploys {
     job.finishedAt = this.o.clock.now();
     job.log.line(`# ended ${new Date(job.finishedAt).toISOString()}: ${job.result}`);
     job.log.close();
-    await finishDeploy(this.o.db, job.request.id, job.result as Exclude<DeployResult, "running">, job.finishedAt, job.cancelledBy);
+    // A deploy that ran to its end is shown as it ended, also when the disk is full: the record follows when it can.
+    const result = job.result as Exclude<DeployResult, "running">;
+    const finishedAt = job.finishedAt;
+    await writeSoon(() => finishDeploy(this.o.db, job.request.id, result, finishedAt, job.cancelledBy), this.o.log, `the result of deploy #${job.request.id}`);
     this.jobs.delete(job.request.id);
     const state = snapshot(job);
     job.onChange(state);

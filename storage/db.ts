@@ -18,6 +18,12 @@ export interface Db extends Queries {
   close(): Promise<void>;
 }
 
+/** SQLite's answers when it cannot write now: a full disk, a broken, locked or read-only file. */
+export function isWriteFailure(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code ?? "";
+  return /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|CORRUPT|NOTADB|BUSY|LOCKED)/.test(code);
+}
+
 /** Another process holds the file open exclusively. */
 export class DatabaseBusyError extends Error {
   override readonly name = "DatabaseBusyError";

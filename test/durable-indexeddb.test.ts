@@ -148,3 +148,37 @@ test("matrix-js-sdk's Rust crypto keeps its device identity across processes", a
   assert.match(a, /^identity [A-Za-z0-9+/]{43}$/);
   assert.equal(b, a);
 });
+
+test("a journal the disk refuses (full): what depends on the store waits, and it lands when the disk takes it again", async () => {
+  const real = await openCryptoJournal(join(await tempDir(), "crypto.sqlite3"));
+  let refuse = false;
+  const full = Object.assign(new Error("database or disk is full"), { code: "SQLITE_FULL" });
+  const journal = {
+    ...real,
+    append: async (batch: Buffer) => {
+      if (refuse) throw full;
+      return real.append(batch);
+    },
+  };
+  const errors: unknown[] = [];
+  let recovered = 0;
+  const idb = await DurableIndexedDb.open(journal, { onError: (e) => void errors.push(e), onRecovered: () => void recovered++ });
+  const open = idb.factory.open("db", 1);
+  open.onupgradeneeded = () => open.result.createObjectStore("s");
+  const db = await request(open);
+  await idb.compact();
+  refuse = true;
+  const tx = db.transaction("s", "readwrite");
+  tx.objectStore("s").put("room key", "k1");
+  await txDone(tx);
+  let flushed = false;
+  const waiting = idb.flushed().then(() => (flushed = true));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(flushed, false, "a request that would reveal the store went ahead of the disk");
+  assert.equal(errors.length, 1);
+  refuse = false;
+  await waiting;
+  assert.equal(recovered, 1);
+  db.close();
+  await idb.close();
+});

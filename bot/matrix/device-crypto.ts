@@ -92,7 +92,10 @@ export async function openDeviceCrypto(stateDir: string, session: { userId: stri
     await journal.close();
     throw new CryptoStateError(`${join(dir, "store.key")} is missing: the crypto store of device ${session.deviceId} cannot be read without it`);
   }
-  const idb = await DurableIndexedDb.open(journal, { onError: (err) => log.error({ err }, "cannot write the crypto store; requests that depend on it wait") });
+  const idb = await DurableIndexedDb.open(journal, {
+    onError: (err) => log.error({ err }, "cannot write the crypto store (is the disk full?); requests that would reveal it wait until it can"),
+    onRecovered: () => log.info({}, "the crypto store can be written again"),
+  });
   const fetchFn: typeof fetch = async (input, init) => {
     const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
     if (SEES_CRYPTO_STATE.test(url)) await idb.flushed();

@@ -172,22 +172,29 @@ function done(tx: IDBTransaction): Promise<void> {
 export interface DurableIndexedDbOptions {
   /** Batches in the journal after which it is folded into a new snapshot. */
   compactEvery?: number;
+  /** Writing failed (a full disk); it is tried again every few seconds. */
   onError: (err: unknown) => void;
+  /** Writing works again after a failure. */
+  onRecovered?: () => void;
 }
+
+/** Between tries of a journal write the disk refused. */
+const RETRY_WRITE_MS = 2000;
 
 export class DurableIndexedDb {
   readonly factory = new IDBFactory();
   private readonly journal: CryptoJournal;
-  private readonly opts: Required<Omit<DurableIndexedDbOptions, "onError">> & Pick<DurableIndexedDbOptions, "onError">;
+  private readonly opts: { compactEvery: number } & Omit<DurableIndexedDbOptions, "compactEvery">;
   private pending: Op[] = [];
   /** Ops committed in memory so far, and the count of those that are on disk. */
   private committedCount = 0;
   private durableCount = 0;
-  private waiters: Array<{ upTo: number; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private waiters: Array<{ upTo: number; resolve: () => void }> = [];
   private writing: Promise<void> | undefined;
   private batchesSinceSnapshot = 0;
   private needsSnapshot = false;
-  private failed: unknown;
+  /** Writes fail now (a full disk): told once, and again when they work. */
+  private failing = false;
 
   private constructor(journal: CryptoJournal, opts: DurableIndexedDbOptions) {
     this.journal = journal;
@@ -224,11 +231,10 @@ export class DurableIndexedDb {
 
   /** Resolves once everything committed so far is on disk (at once when it is). */
   flushed(): Promise<void> {
-    if (this.failed !== undefined) return Promise.reject(this.failed);
     if (this.durableCount >= this.committedCount && !this.needsSnapshot) return Promise.resolve();
     const upTo = this.committedCount;
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ upTo, resolve, reject });
+    return new Promise((resolve) => {
+      this.waiters.push({ upTo, resolve });
       this.kick();
     });
   }
@@ -266,8 +272,10 @@ export class DurableIndexedDb {
 
   private async writeLoop(): Promise<void> {
     while (this.pending.length || this.needsSnapshot) {
+      const snapshotting = this.needsSnapshot || this.batchesSinceSnapshot >= this.opts.compactEvery;
+      let batch: Op[] = [];
       try {
-        if (this.needsSnapshot || this.batchesSinceSnapshot >= this.opts.compactEvery) {
+        if (snapshotting) {
           this.needsSnapshot = false;
           // Ops queued before the snapshot's transactions start are in it; later ones follow as batches.
           const upTo = this.committedCount;
@@ -278,18 +286,24 @@ export class DurableIndexedDb {
           this.batchesSinceSnapshot = 0;
           this.durableCount = Math.max(this.durableCount, upTo);
         } else {
-          const batch = this.pending;
+          batch = this.pending;
           this.pending = [];
           const upTo = this.committedCount;
           await this.journal.append(serialize(batch));
           this.batchesSinceSnapshot += 1;
           this.durableCount = upTo;
         }
+        if (this.failing) this.opts.onRecovered?.();
+        this.failing = false;
       } catch (err) {
-        // The disk is full or gone: nothing that depends on the store may leave the process now.
-        this.failed = err;
-        this.opts.onError(err);
-        for (const w of this.waiters.splice(0)) w.reject(err);
+        // The disk is full (or the file is gone): what depends on the store waits (the requests that
+        // would reveal it are held), and the write is tried again until it lands. A snapshot is taken
+        // anew (it holds everything in memory); a batch goes back to the front of the queue.
+        if (snapshotting) this.needsSnapshot = true;
+        else this.pending = [...batch, ...this.pending];
+        if (!this.failing) this.opts.onError(err);
+        this.failing = true;
+        setTimeout(() => this.kick(), RETRY_WRITE_MS).unref();
         return;
       }
       const ready = this.waiters.filter((w) => w.upTo <= this.durableCount);
@@ -297,6 +311,7 @@ export class DurableIndexedDb {
       for (const w of ready) w.resolve();
     }
   }
+
 
   private async snapshot(): Promise<DbSnapshot[]> {
     const out: DbSnapshot[] = [];
