@@ -6,6 +6,7 @@ import { JoinServer } from "../web/join-server.ts";
 import { MatrixFrontEnd } from "./matrix-front-end.ts";
 import { Outbox } from "./outbox.ts";
 import { recoverCommands } from "./command-recovery.ts";
+import { skipUnchangedSyncChanges } from "./unchanged-sync-changes.ts";
 import { commandTable } from "../../commands/index.ts";
 import { EventClaims, unrecordedClaims } from "../../storage/handled-events.ts";
 import { PersistentSyncStore } from "./persistent-sync-store.ts";
@@ -152,6 +153,7 @@ async function startDevice(app: App): Promise<StartedDevice> {
     }
     await crypto.claim(session.userId, session.deviceId);
     await client.initRustCrypto({ useIndexedDB: true, cryptoDatabasePrefix: CRYPTO_DB_PREFIX, storageKey: crypto.storageKey });
+    skipUnchangedSyncChanges(client.getCrypto(), log);
     await crypto.idb.compact();
     await ensureCrossSigned(client, { userId: session.userId, deviceId: session.deviceId, password: m.password, keysFile: crypto.crossSigningFile, log });
     return { session, crypto, client, store };
