@@ -10,6 +10,8 @@ import { CachedRead } from "../ops/cached-read.ts";
 import { ClanKnownHosts } from "../ops/clan-known-hosts.ts";
 import { detectDryRun, updateReachArgs } from "../ops/clan-reach.ts";
 import { parseGenerations } from "../ops/clan-generations.ts";
+import { parseVarsList } from "../ops/clan-vars.ts";
+import { gitRevision } from "../ops/git-revision.ts";
 import { pinnedHostLines } from "../storage/host-keys.ts";
 import { sharedMachineQueue } from "../ops/machine-queue.ts";
 import { loadBotKey, loadSealedBotKey, type BotKey } from "../ops/ssh-key.ts";
@@ -153,6 +155,15 @@ export async function createApp(
       const reach = await updateReachArgs(clanReach, machine, signal);
       const r = await cli.run(flake, ["machines", "generations", machine, ...reach], `Listing the generations of ${machine}`, { collectStdout: true, signal });
       return parseGenerations(r.stdout);
+    };
+    view.vars = async (machine, signal) => {
+      const r = await cli.run(flake, ["vars", "list", machine], `Listing the vars of ${machine}`, { collectStdout: true, signal });
+      return parseVarsList(r.stdout);
+    };
+    view.setVar = async (machine, varId, value, signal) => {
+      // The value goes on stdin only; clan commits the change to the flake's git.
+      await cli.run(flake, ["vars", "set", machine, varId], `Setting ${varId} of ${machine}`, { input: value, signal });
+      return { commit: await gitRevision(flake) };
     };
     const knownHosts = new ClanKnownHosts({
       clan: clan.name,

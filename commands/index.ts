@@ -18,6 +18,7 @@ import { sshkeyCommand } from "./sshkey.ts";
 import { statusCommand } from "./status.ts";
 import { trustCommand } from "./trust.ts";
 import type { CommandSpec } from "./types.ts";
+import { varsCommand } from "./vars.ts";
 import { vmCommand } from "./vm.ts";
 import { whoamiCommand } from "./whoami.ts";
 
@@ -39,6 +40,7 @@ export const commandTable: readonly CommandSpec[] = [
   backupCommand,
   backupsCommand,
   restoreCommand,
+  varsCommand,
   scheduleCommand,
   schedulesCommand,
   unscheduleCommand,

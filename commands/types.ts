@@ -87,8 +87,25 @@ export interface ClanView {
   updatePlan?(signal: AbortSignal): Promise<UpdatePlan>;
   /** A machine's NixOS system generations, oldest first (`clan machines generations`). */
   generations?(machine: string, signal: AbortSignal): Promise<Generation[]>;
+  /** A machine's vars as `clan vars list` shows them (secret values never: clan prints `********`). */
+  vars?(machine: string, signal: AbortSignal): Promise<VarEntry[]>;
+  /**
+   * `clan vars set <machine> <var>` with the value on its stdin (never argv, never a file); resolves
+   * with the flake's commit after it (clan commits the change).
+   */
+  setVar?(machine: string, varId: string, value: Uint8Array, signal: AbortSignal): Promise<{ commit: string | undefined }>;
   /** Each machine's `system.stateVersion`, as the flake sets it. */
   stateVersions?(signal: AbortSignal): Promise<Record<string, string>>;
+}
+
+/** One line of `clan vars list`: `generator/file: value`, `********` (a secret) or `<not set>`. */
+export interface VarEntry {
+  readonly id: string;
+  readonly generator: string;
+  readonly file: string;
+  readonly state: "secret" | "public" | "missing";
+  /** A public value as clan printed it (secret ones are never known). */
+  readonly value?: string;
 }
 
 export interface Generation {
