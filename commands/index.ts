@@ -14,6 +14,7 @@ import { refreshCommand } from "./refresh.ts";
 import { restoreCommand } from "./restore.ts";
 import { rollbackCommand } from "./rollback.ts";
 import { scheduleCommand, schedulesCommand, unscheduleCommand } from "./schedule.ts";
+import { secretCommand } from "./secret.ts";
 import { sshkeyCommand } from "./sshkey.ts";
 import { statusCommand } from "./status.ts";
 import { trustCommand } from "./trust.ts";
@@ -41,6 +42,7 @@ export const commandTable: readonly CommandSpec[] = [
   backupsCommand,
   restoreCommand,
   varsCommand,
+  secretCommand,
   scheduleCommand,
   schedulesCommand,
   unscheduleCommand,
