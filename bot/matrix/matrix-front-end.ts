@@ -440,7 +440,9 @@ export class MatrixFrontEnd {
     if (!this.bindings.clanOf(room.roomId) && this.bindings.hasUnresolved) await this.bindings.resolvePending();
     const clan = this.bindings.clanOf(room.roomId);
     const inviter = room.getMember(this.me)?.events.member?.getSender();
-    const home = !clan && inviter ? this.clanRoomsOf(inviter)[0] : undefined;
+    // Only a direct chat (the invite says is_direct, as clients mark "start a chat") from someone of a clan's room.
+    const direct = room.getMember(this.me)?.events.member?.getContent()["is_direct"] === true;
+    const home = !clan && direct && inviter ? this.clanRoomsOf(inviter)[0] : undefined;
     if (!clan && home && inviter) {
       // A direct chat from someone of a clan's room (for !secret set): it belongs to their clan.
       await this.join(room.roomId);
