@@ -10,9 +10,13 @@ import { CachedRead } from "../ops/cached-read.ts";
 import { ClanKnownHosts } from "../ops/clan-known-hosts.ts";
 import { detectDryRun, updateReachArgs } from "../ops/clan-reach.ts";
 import { parseGenerations } from "../ops/clan-generations.ts";
+import { parseVarsList } from "../ops/clan-vars.ts";
+import { gitRevision } from "../ops/git-revision.ts";
 import { pinnedHostLines } from "../storage/host-keys.ts";
 import { sharedMachineQueue } from "../ops/machine-queue.ts";
-import { loadBotKey, type BotKey } from "../ops/ssh-key.ts";
+import { loadBotKey, loadSealedBotKey, type BotKey } from "../ops/ssh-key.ts";
+import type { SecretBox } from "../ops/secret-box.ts";
+import { defaultSshKeyFile, makeRuntimeDir, openBotSecrets } from "./secrets.ts";
 import { SshMachineService } from "../ops/ssh-machines.ts";
 import { detectVmBackend } from "../ops/vm-backend.ts";
 import { VmService } from "../ops/vm-service.ts";
@@ -54,13 +58,23 @@ export interface App {
    */
   unfinished: readonly UnfinishedCommand[];
   interruptUnfinished(): Promise<void>;
+  /** The bot's age identity: every secret it keeps is encrypted with it. */
+  secrets: SecretBox;
   /** Tells each clan's room, once, about deploys the bot did not see to their end. */
   announceInterrupted(post: ClanPoster): Promise<void>;
   close(): Promise<void>;
 }
 
 /** Start-up wiring shared by both front ends: storage, the clan CLI, one runtime per clan, the dispatcher. */
-export async function createApp(config: Config, clans: readonly ClanConfig[], log: Logger, clock: Clock = Date): Promise<App> {
+export async function createApp(
+  config: Config,
+  clans: readonly ClanConfig[],
+  log: Logger,
+  clock: Clock = Date,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<App> {
+  // First: a missing or wrong identity stops the start before anything is read or made.
+  const secrets = await openBotSecrets(config);
   const db = await openDatabase(config.storage.path);
   await migrate(db);
   const unfinished = await runningCommands(db);
@@ -83,7 +97,8 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   const prefix = config.commands.prefix;
   // Before the scheduler starts: only runs of earlier starts are told here.
   await recoverBackups({ db, clock, log, announcer, prefix }, KILL_GRACE_MS);
-  const key = botKey(config);
+  const runtime = await makeRuntimeDir(env);
+  const key = await botKey(config, secrets, runtime.dir);
   const vmBackend = await detectVmBackend(config.clan.command, config.vm.backend, config.clan.timeout);
   log.info({ backend: vmBackend.kind, why: vmBackend.why }, "VMs are run with this backend");
   const dryRun = await detectDryRun(config.clan.command, config.clan.timeout);
@@ -147,6 +162,15 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       const reach = await updateReachArgs(clanReach, machine, signal);
       const r = await cli.run(flake, ["machines", "generations", machine, ...reach], `Listing the generations of ${machine}`, { collectStdout: true, signal });
       return parseGenerations(r.stdout);
+    };
+    view.vars = async (machine, signal) => {
+      const r = await cli.run(flake, ["vars", "list", machine], `Listing the vars of ${machine}`, { collectStdout: true, signal });
+      return parseVarsList(r.stdout);
+    };
+    view.setVar = async (machine, varId, value, signal) => {
+      // The value goes on stdin only; clan commits the change to the flake's git.
+      await cli.run(flake, ["vars", "set", machine, varId], `Setting ${varId} of ${machine}`, { input: value, signal });
+      return { commit: await gitRevision(flake) };
     };
     const knownHosts = new ClanKnownHosts({
       clan: clan.name,
@@ -232,6 +256,7 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
   watch.start();
   return {
     config,
+    secrets,
     db,
     dispatcher,
     clock,
@@ -256,15 +281,16 @@ export async function createApp(config: Config, clans: readonly ClanConfig[], lo
       vms.close();
       for (const s of sshServices) s.close();
       await db.close();
+      await runtime.remove();
     },
   };
 }
 
-/** The bot's SSH key: the configured file, or one made on first start next to the SQLite file. */
-function botKey(config: Config): BotKey {
-  const path = config.ssh.keyFile ?? join(dirname(config.storage.path), "ssh", "id_ed25519");
+/** The bot's SSH key: the configured file, or its own one (encrypted) made on first start next to the SQLite file. */
+async function botKey(config: Config, secrets: SecretBox, runtimeDir: string): Promise<BotKey> {
   try {
-    return loadBotKey(resolve(path), config.ssh.keyFile === undefined);
+    if (config.ssh.keyFile !== undefined) return loadBotKey(resolve(config.ssh.keyFile), false);
+    return await loadSealedBotKey(secrets, defaultSshKeyFile(config), runtimeDir);
   } catch (err) {
     throw new ConfigError(`ssh.keyFile: ${err instanceof Error ? err.message : String(err)}`);
   }

@@ -105,6 +105,15 @@ export const configSchema = z
       })
       .prefault({}),
     nix: z.strictObject({ command: z.string().min(1).default("nix") }).prefault({}),
+    secrets: z
+      .strictObject({
+        /**
+         * The bot's age identity, to which every secret it keeps is encrypted (README, Secrets);
+         * default: `age-identity.txt` next to the SQLite file, made on first start.
+         */
+        identityFile: z.string().min(1).optional(),
+      })
+      .prefault({}),
     deploy: z
       .strictObject({
         /** Machines deployed at once, per clan. */

@@ -15,6 +15,7 @@ import type {
   ClanView,
   Clock,
   CommandContext,
+  CommandPlace,
   CommandSpec,
   Confirmation,
   LevelThresholds,
@@ -51,6 +52,8 @@ export interface Incoming {
    * before, the command runs only after, so that a crash in between never makes it run twice.
    */
   claimed?: Promise<void>;
+  /** Where it was sent (Matrix): an encrypted room or not, a direct chat with the bot or a shared room. */
+  place?: CommandPlace;
 }
 
 /** How a front end answers one message: replies relate to it, reactions go on it. */
@@ -61,7 +64,9 @@ export interface ReplyChannel {
   /** Posts a question in reply; confirmed only by ✅ from `from` within `timeoutMs`. */
   ask(message: Message, from: string, timeoutMs: number): Promise<Confirmation>;
   /** Posts a request in reply; resolves with the next text or image `from` sends within `timeoutMs`. */
-  askFor(message: Message, from: string, timeoutMs: number): Promise<ReceivedReply | undefined>;
+  askFor(message: Message, from: string, timeoutMs: number, opts?: { anyText?: boolean }): Promise<ReceivedReply | undefined>;
+  /** Takes the command's own message out of the room; false when the bot may not (or cannot here). */
+  removeCommand?(reason: string): Promise<boolean>;
 }
 
 export interface ClanRuntime {
@@ -120,7 +125,8 @@ function withinEventSize(channel: ReplyChannel): ReplyChannel {
       const answer = await channel.ask(cutAnswer(message), from, timeoutMs);
       return { confirmed: answer.confirmed, question: editable(answer.question) };
     },
-    askFor: (message, from, timeoutMs) => channel.askFor(cutAnswer(message), from, timeoutMs),
+    askFor: (message, from, timeoutMs, opts) => channel.askFor(cutAnswer(message), from, timeoutMs, opts),
+    ...(channel.removeCommand ? { removeCommand: (reason: string) => (channel.removeCommand as (r: string) => Promise<boolean>)(reason) } : {}),
   };
 }
 
@@ -168,7 +174,8 @@ export class Dispatcher {
     clearTimeout(timer);
   }
 
-  private async handle(msg: Incoming, channel: ReplyChannel): Promise<void> {
+  private async handle(incoming: Incoming, channel: ReplyChannel): Promise<void> {
+    let msg = incoming;
     const { clock, db, prefix } = this.deps;
     const clan = this.deps.clans.get(msg.clan);
     if (!clan) throw new Error(`no runtime for clan ${msg.clan}`);
@@ -183,6 +190,19 @@ export class Dispatcher {
     }
     const name = (words[0] ?? msg.line.split(/\s/, 1)[0] ?? "").toLowerCase();
     const spec = findCommand(this.deps.table, name);
+    // A command that may carry a secret typed by mistake: only its first words are kept or quoted.
+    const keep = spec?.keepWords;
+    const extraWords = keep !== undefined && words.length > keep ? words.length - keep : 0;
+    if (keep !== undefined && parseError !== undefined) {
+      parseError = new BadInput("I could not read that command line (an unclosed quote?). I do not quote it back: it may hold a secret.");
+    }
+    if (keep !== undefined && (parseError !== undefined || extraWords > 0)) {
+      words = words.slice(0, keep);
+      msg = { ...msg, line: words.join(" ") || name };
+    }
+    // Out of the room at once, whoever sent it and whatever comes of the command.
+    const removal = extraWords > 0 ? (channel.removeCommand?.("it held a secret") ?? Promise.resolve(false)) : undefined;
+    removal?.catch(() => undefined);
     // The audit row is written while the bot already answers: 👀 must not wait for the disk.
     const runIdPromise = startCommand(db, {
       clan: msg.clan,
@@ -313,7 +333,10 @@ export class Dispatcher {
         if (answer.confirmed) await this.refuseIfLevelLost(msg, command.spec, clan.thresholds, answer);
         return answer;
       },
-      askFor: (question, timeoutMs) => channel.askFor(question, msg.sender.id, timeoutMs),
+      askFor: (question, timeoutMs, opts) => channel.askFor(question, msg.sender.id, timeoutMs, opts),
+      ...(msg.place ? { place: msg.place } : {}),
+      removeCommand: (reason) => removal ?? channel.removeCommand?.(reason) ?? Promise.resolve(false),
+      extraWords,
       later: (work) => {
         // Caught at once, so that a failure while the outcome is being shown is not unhandled.
         afterwards.push(work.catch((err: unknown) => this.deps.log.warn({ err, runId, clan: msg.clan }, "work after a command's outcome failed")));

@@ -13,6 +13,7 @@ import { ConfigError, loadConfig, parseConfig, type Config } from "./config.ts";
 import { runConsole } from "./console-front-end.ts";
 import { createLogger } from "./logger.ts";
 import { runMatrix } from "./matrix/run-matrix.ts";
+import { rekey, secretPaths } from "./secrets.ts";
 
 const CONFIG_FILE = "config.yaml";
 
@@ -114,6 +115,7 @@ async function checkStartUp(config: Config, demo: boolean): Promise<void> {
   const paths: Array<[string, string | undefined]> = [
     ["storage.path", config.storage.path],
     ["ssh.keyFile", config.ssh.keyFile],
+    ["secrets.identityFile", config.secrets.identityFile],
     ["deploy.logDir", config.deploy.logDir],
     ["vm.dir", config.vm.dir],
   ];
@@ -138,6 +140,7 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
     return 0;
   }
   const here = env["INIT_CWD"] || process.cwd();
+  if (args.command === "rekey") return startRekey(args, here, defaultStateDir(env));
   const { config, console, demo, flake } = await resolveStart(args, here, defaultStateDir(env));
   try {
     await checkStartUp(config, demo !== undefined);
@@ -151,6 +154,18 @@ export async function start(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   } finally {
     await demo?.remove();
   }
+}
+
+/** `clanbot rekey`: the config file if there is one (else the defaults: the state directory), the bot stopped. */
+async function startRekey(args: CliArgs, here: string, stateDir: string): Promise<number> {
+  const configPath = args.config !== undefined ? resolve(here, args.config) : join(here, CONFIG_FILE);
+  const config = args.config !== undefined || (await exists(configPath)) ? await loadConfig(configPath, stateDir) : parseConfig("(defaults)", "", stateDir);
+  const done = await rekey(config);
+  process.stdout.write(
+    `clanbot: every secret is now encrypted to ${done.recipient} (${done.files} files, ${done.tokens} stored access tokens); ` +
+      `the new identity is in ${secretPaths(config).identityFile}\n`,
+  );
+  return 0;
 }
 
 async function startConsole(config: Config, args: CliArgs, flake: string, demo: DemoClan | undefined, env: NodeJS.ProcessEnv): Promise<number> {

@@ -16,7 +16,14 @@ const PHASE_MARK: Record<MachineRun["phase"], string> = {
 };
 
 /** What a deploy-like run is called in titles: "Deploy #42", "Rollback #43". */
-export const KIND_TITLE: Record<DeployKind, string> = { switch: "Deploy", "dry-run": "Dry run", rollback: "Rollback", install: "Install", restore: "Restore" };
+export const KIND_TITLE: Record<DeployKind, string> = {
+  switch: "Deploy",
+  "dry-run": "Dry run",
+  rollback: "Rollback",
+  install: "Install",
+  restore: "Restore",
+  vars: "Vars generation",
+};
 
 function ordinal(n: number): string {
   if (n === 1) return "next";
@@ -41,7 +48,7 @@ function machineLine(run: MachineRun, s: DeployState, now: number): Message {
     case "queued":
       return concat(mark, " ", name, `: ${waitingText(run.waiting, now)}`);
     case "building":
-      return concat(mark, " ", name, s.kind === "install" ? ": installing" : s.kind === "restore" ? ": restoring" : ": building");
+      return concat(mark, " ", name, s.kind === "install" ? ": installing" : s.kind === "restore" ? ": restoring" : s.kind === "vars" ? ": generating vars" : ": building");
     case "copying":
       return concat(mark, " ", name, ": copying to the machine");
     case "activating":
@@ -54,6 +61,7 @@ function machineLine(run: MachineRun, s: DeployState, now: number): Message {
       }
       if (s.kind === "install") return concat(mark, " ", name, `: installed in ${took}`);
       if (s.kind === "restore") return concat(mark, " ", name, `: restored in ${took}`);
+      if (s.kind === "vars") return concat(mark, " ", name, `: vars generated in ${took}`);
       return concat(mark, " ", name, `: done in ${took}`);
     case "failed":
       return concat(mark, " ", name, `: failed after ${took}${run.exitCode !== undefined ? ` (exit status ${run.exitCode})` : ""}`);

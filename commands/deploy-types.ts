@@ -4,9 +4,15 @@ import type { Attachment } from "./types.ts";
 
 /**
  * switch: `clan machines update`; dry-run: `nix build` only; rollback: the previous generation over SSH;
- * install: `clan machines install`; restore: `clan backups restore`.
+ * install: `clan machines install`; restore: `clan backups restore`; vars: `clan vars generate`.
  */
-export type DeployKind = "switch" | "dry-run" | "rollback" | "install" | "restore";
+export type DeployKind = "switch" | "dry-run" | "rollback" | "install" | "restore" | "vars";
+
+/** What `!vars generate` asks of clan: one generator or all, missing vars only or all of them anew. */
+export interface VarsGeneration {
+  readonly generator?: string;
+  readonly regenerate: boolean;
+}
 
 /** Machine, provider and service names as clan has them; anything else never reaches a command line. */
 export const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
@@ -121,6 +127,8 @@ export interface DeployRequest {
   readonly install?: InstallSource;
   /** For a restore: what to put back. */
   readonly restore?: RestoreSource;
+  /** For a vars generation: which generators, and whether anew. */
+  readonly vars?: VarsGeneration;
 }
 
 export interface RunningDeploy {

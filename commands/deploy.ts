@@ -35,7 +35,7 @@ export async function runDeploy(
   ctx: CommandContext,
   kind: DeployKind,
   machines: readonly string[],
-  source: Pick<DeployRequest, "install" | "restore" | "generation"> = {},
+  source: Pick<DeployRequest, "install" | "restore" | "generation" | "vars"> = {},
 ): Promise<DeployState> {
   const status = statusMessage(ctx, (s: DeployState, now: number) => formatDeployStatus(s, now, ctx.prefix));
   const request: DeployRequest = { id: ctx.runId, kind, sender: ctx.sender.id, machines, ...source };

@@ -31,10 +31,11 @@ export function describeCommand(spec: CommandSpec, prefix: string, thresholds: L
   const parts: Message[] = [concat(code(usage(spec, prefix))), concat(spec.summary)];
   if (spec.details) parts.push(concat(spec.details));
   if (note) parts.push(concat(note));
-  if (spec.subcommands?.length) {
+  if (spec.subcommands?.length && spec.args.length === 0) {
     parts.push(bulletList(spec.subcommands.map((s) => subcommandItem(s, prefix, thresholds))));
     return paragraphs(...parts);
   }
+  if (spec.subcommands?.length) parts.push(bulletList(spec.subcommands.map((s) => subcommandItem(s, prefix, thresholds))));
   const params = parameters(spec);
   if (params.length) parts.push(bulletList(params));
   const also = spec.aliases?.length ? `; also ${spec.aliases.map((a) => prefix + a).join(", ")}` : "";

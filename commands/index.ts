@@ -14,10 +14,12 @@ import { refreshCommand } from "./refresh.ts";
 import { restoreCommand } from "./restore.ts";
 import { rollbackCommand } from "./rollback.ts";
 import { scheduleCommand, schedulesCommand, unscheduleCommand } from "./schedule.ts";
+import { secretCommand } from "./secret.ts";
 import { sshkeyCommand } from "./sshkey.ts";
 import { statusCommand } from "./status.ts";
 import { trustCommand } from "./trust.ts";
 import type { CommandSpec } from "./types.ts";
+import { varsCommand } from "./vars.ts";
 import { vmCommand } from "./vm.ts";
 import { whoamiCommand } from "./whoami.ts";
 
@@ -39,6 +41,8 @@ export const commandTable: readonly CommandSpec[] = [
   backupCommand,
   backupsCommand,
   restoreCommand,
+  varsCommand,
+  secretCommand,
   scheduleCommand,
   schedulesCommand,
   unscheduleCommand,

@@ -58,6 +58,8 @@ export function selectSubcommand(spec: CommandSpec, words: readonly string[], pr
   const word = first.toLowerCase();
   const sub = spec.subcommands.find((s) => subcommandWord(spec, s) === word || s.aliases?.includes(word));
   if (sub) return { spec: sub, words: words.slice(1) };
+  // A family that takes arguments itself (`!vars <machine>` beside `!vars generate`).
+  if (spec.args.length > 0) return { spec, words };
   const names = spec.subcommands.map((s) => subcommandWord(spec, s));
   const guess = nearest(word, names);
   const shown = first.length > 40 ? `${first.slice(0, 40)}…` : first;
@@ -68,7 +70,7 @@ export function selectSubcommand(spec: CommandSpec, words: readonly string[], pr
 }
 
 export function usage(spec: CommandSpec, prefix: string): string {
-  if (spec.subcommands?.length) return `${prefix}${spec.name} <${spec.subcommands.map((s) => subcommandWord(spec, s)).join("|")}>`;
+  if (spec.subcommands?.length && spec.args.length === 0) return `${prefix}${spec.name} <${spec.subcommands.map((s) => subcommandWord(spec, s)).join("|")}>`;
   const args = spec.args.map((a) => {
     const name = a.variadic ? `${a.name}...` : a.name;
     return a.required ? `<${name}>` : `[${name}]`;

@@ -87,8 +87,25 @@ export interface ClanView {
   updatePlan?(signal: AbortSignal): Promise<UpdatePlan>;
   /** A machine's NixOS system generations, oldest first (`clan machines generations`). */
   generations?(machine: string, signal: AbortSignal): Promise<Generation[]>;
+  /** A machine's vars as `clan vars list` shows them (secret values never: clan prints `********`). */
+  vars?(machine: string, signal: AbortSignal): Promise<VarEntry[]>;
+  /**
+   * `clan vars set <machine> <var>` with the value on its stdin (never argv, never a file); resolves
+   * with the flake's commit after it (clan commits the change).
+   */
+  setVar?(machine: string, varId: string, value: Uint8Array, signal: AbortSignal): Promise<{ commit: string | undefined }>;
   /** Each machine's `system.stateVersion`, as the flake sets it. */
   stateVersions?(signal: AbortSignal): Promise<Record<string, string>>;
+}
+
+/** One line of `clan vars list`: `generator/file: value`, `********` (a secret) or `<not set>`. */
+export interface VarEntry {
+  readonly id: string;
+  readonly generator: string;
+  readonly file: string;
+  readonly state: "secret" | "public" | "missing";
+  /** A public value as clan printed it (secret ones are never known). */
+  readonly value?: string;
 }
 
 export interface Generation {
@@ -152,6 +169,12 @@ export interface ReceivedReply {
   remove(reason: string): Promise<boolean>;
 }
 
+/** Where a command was sent: an encrypted room or not; a direct chat with just the sender and the bot, or a shared room. */
+export interface CommandPlace {
+  readonly encrypted: boolean;
+  readonly direct: boolean;
+}
+
 /** Everything a command may touch. Built in one place (the dispatcher), narrow on purpose. */
 export interface CommandContext {
   readonly sender: Sender;
@@ -180,8 +203,17 @@ export interface CommandContext {
   react(key: string): Promise<void>;
   /** Asks the sender: only their ✅ on the question, within `confirmTimeoutMs`, confirms. */
   confirm(question: Message): Promise<Confirmation>;
-  /** Asks the sender for something (a photo, a pasted text): their next such message within `timeoutMs`. */
-  askFor(question: Message, timeoutMs: number): Promise<ReceivedReply | undefined>;
+  /**
+   * Asks the sender for something (a photo, a pasted text): their next such message within `timeoutMs`;
+   * with `anyText`, any text message (a secret), even one that looks like a command.
+   */
+  askFor(question: Message, timeoutMs: number, opts?: { anyText?: boolean }): Promise<ReceivedReply | undefined>;
+  /** Where the command was sent; undefined in the console. */
+  readonly place?: CommandPlace;
+  /** Takes the command's own message out of the room (a secret typed into it); false when the bot may not. */
+  removeCommand(reason: string): Promise<boolean>;
+  /** Words typed after a `keepWords` command's last kept word (never shown: they may be a secret). */
+  readonly extraWords: number;
   /**
    * Work that goes on after the command's outcome is shown (✅ or ❌ on it, the audit row): the last
    * edit of a status message waiting for its gap, a log attachment. The bot waits for it before it
@@ -202,6 +234,11 @@ export interface CommandSpec {
    * outcome (no ✅; 👀 only while it takes more than a moment), and after a crash it is answered again.
    */
   readonly readOnly?: boolean;
+  /**
+   * Only this many words of the command line (the command's name included) are kept in the audit and
+   * quoted in answers: what follows may be a secret typed by mistake (`!secret set nas x/y VALUE`).
+   */
+  readonly keepWords?: number;
   /** Extra lines for `!help <command>`. */
   readonly details?: string;
   /** What `!help <command>` adds about this bot's own set-up (which VM backend it found). */

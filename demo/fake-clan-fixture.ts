@@ -35,6 +35,11 @@ export type FakeClanCommand =
   | "backups create"
   | "backups list"
   | "backups restore"
+  | "vars list"
+  | "vars get"
+  | "vars set"
+  | "vars generate"
+  | "vars check"
   | "nix build"
   /** `clan vms run` (FAKE_CLAN_RELEASE 25.11): the VM's build. */
   | "vms run"
@@ -129,6 +134,16 @@ export interface FakeClanFixture {
   networks?: Record<string, FakeClanNetwork>;
   /** `clan machines generations`: per machine (default: one current generation). */
   generations?: Record<string, FakeClanGeneration[]>;
+  /** Vars generators per machine (default: clan's openssh generator, generated). Values set later live in the flake's vars/. */
+  vars?: Record<string, Record<string, FakeClanGenerator>>;
+}
+
+/** A vars generator of a machine (clan.core.vars.generators.<name>). */
+export interface FakeClanGenerator {
+  /** Its files: secret (default true) or public; `value`: its value before any `vars set`/`generate` (absent: not generated). */
+  files: Record<string, { secret?: boolean; deploy?: boolean; value?: string }>;
+  prompts?: string[];
+  share?: boolean;
 }
 
 export interface FakeClanNetwork {

@@ -30,6 +30,8 @@ let
   # the YAML cannot expand %d, so the file names the resulting path itself.
   accessTokenCredential = "matrix-access-token";
   accessTokenPath = "/run/credentials/clanbot.service/${accessTokenCredential}";
+  ageIdentityCredential = "age-identity";
+  ageIdentityPath = "/run/credentials/clanbot.service/${ageIdentityCredential}";
 
   configFile = format.generate "clanbot.yaml" cfg.settings;
 
@@ -88,6 +90,24 @@ in
         Password logins are not supported by the module: the config has only an inline
         `matrix.password`, which would end up in the Nix store. Create an access token for
         the bot's account instead.
+      '';
+    };
+
+    ageIdentityFile = mkOption {
+      type = types.nullOr (
+        types.pathWith {
+          inStore = false;
+          absolute = true;
+        }
+      );
+      default = null;
+      example = "/run/secrets/clanbot-age-identity";
+      description = ''
+        The bot's age identity (an `AGE-SECRET-KEY-1...` line, as `age-keygen` writes it),
+        to which every secret it keeps in its state directory is encrypted. Handed to the
+        service as a credential (`LoadCredential=`), so a copy of the state directory alone
+        reveals no secret; `settings.secrets.identityFile` is set to the credential's path.
+        When null, the bot makes its identity at first start in the state directory.
       '';
     };
 
@@ -235,6 +255,7 @@ in
 
   config = mkIf cfg.enable {
     services.clanbot.settings.matrix.accessTokenFile = mkIf (cfg.accessTokenFile != null) accessTokenPath;
+    services.clanbot.settings.secrets.identityFile = mkIf (cfg.ageIdentityFile != null) ageIdentityPath;
 
     assertions = [
       {
@@ -306,9 +327,12 @@ in
         WorkingDirectory = stateDir;
         UMask = "0077";
 
-        LoadCredential = lib.optional (
-          cfg.accessTokenFile != null
-        ) "${accessTokenCredential}:${cfg.accessTokenFile}";
+        LoadCredential =
+          lib.optional (cfg.accessTokenFile != null) "${accessTokenCredential}:${cfg.accessTokenFile}"
+          ++ lib.optional (cfg.ageIdentityFile != null) "${ageIdentityCredential}:${cfg.ageIdentityFile}";
+        # A tmpfs for what must be a clear file while the bot runs (its SSH key, for ssh and clan).
+        RuntimeDirectory = "clanbot";
+        RuntimeDirectoryMode = "0700";
 
         # Hardening that still lets clan work: builds go through the nix-daemon socket
         # (connecting to a socket works on a read-only mount), ssh and git write only in

@@ -17,6 +17,7 @@ import {
   type RestoreSource,
   type RunningDeploy,
   type Waiting,
+  type VarsGeneration,
 } from "../commands/deploy-types.ts";
 import { formatDuration } from "../commands/format.ts";
 import type { Clock, Log } from "../commands/types.ts";
@@ -88,7 +89,14 @@ type StepResult = Pick<RunResult, "exitCode" | "signal" | "timedOut" | "cancelle
  */
 const PREPARED = /copying path '[^']*' to '|\$ nix\b.* (copy|build|flake archive)\b|reachable via \S+ network|darwin-rebuild/;
 
-const WHAT: Record<DeployRequest["kind"], string> = { switch: "deploy", "dry-run": "dry run", rollback: "rollback", install: "install", restore: "restore" };
+const WHAT: Record<DeployRequest["kind"], string> = {
+  switch: "deploy",
+  "dry-run": "dry run",
+  rollback: "rollback",
+  install: "install",
+  restore: "restore",
+  vars: "vars generation",
+};
 
 /** What a run of each kind does to a machine, for those waiting behind it. */
 const ACTIVITY: Record<DeployRequest["kind"], string> = {
@@ -97,6 +105,7 @@ const ACTIVITY: Record<DeployRequest["kind"], string> = {
   rollback: "rolling it back",
   install: "installing it",
   restore: "restoring it",
+  vars: "generating its vars",
 };
 
 interface LiveMachine {
@@ -160,6 +169,7 @@ export class DeployService implements Deploys {
 
   async start(request: DeployRequest, onChange: (s: DeployState) => void): Promise<RunningDeploy> {
     for (const m of request.machines) if (!SAFE_NAME.test(m)) throw new Error(`refusing to deploy a machine named ${JSON.stringify(m)}`);
+    if (request.vars?.generator !== undefined && !SAFE_NAME.test(request.vars.generator)) throw new Error(`refusing the generator ${JSON.stringify(request.vars.generator)}`);
     const r = request.restore;
     if (r && (!SAFE_NAME.test(r.provider) || (r.service !== undefined && !SAFE_NAME.test(r.service)) || !ARCHIVE_NAME.test(r.archive))) {
       throw new Error(`refusing to restore ${JSON.stringify(r)}`);
@@ -306,6 +316,7 @@ export class DeployService implements Deploys {
   private async runStep(job: Job, m: LiveMachine): Promise<StepResult> {
     const { request } = job;
     if (request.kind === "rollback") return this.runRollback(job, m);
+    if (request.kind === "vars") return this.runProcess(job, m, this.o.clanCommand, varsGenerateArgs(m.machine, this.o.flake, request.vars ?? { regenerate: false }));
     if (request.kind === "restore") {
       if (!request.restore) throw new Error("a restore without an archive");
       return this.runProcess(job, m, this.o.clanCommand, restoreArgs(m.machine, this.o.flake, request.restore));
@@ -572,6 +583,11 @@ export function bracketIpv6(address: string): string {
   const user = at >= 0 ? address.slice(0, at + 1) : "";
   const host = address.slice(at + 1);
   return (host.match(/:/g) ?? []).length > 1 && !host.startsWith("[") ? `${user}[${host}]` : address;
+}
+
+/** `clan vars generate`: the missing vars of a machine (or all of one generator's anew with --regenerate). */
+export function varsGenerateArgs(machine: string, flake: string, v: VarsGeneration): string[] {
+  return ["vars", "generate", machine, ...(v.generator !== undefined ? ["--generator", v.generator] : []), ...(v.regenerate ? ["--regenerate"] : []), "--flake", flake];
 }
 
 /** `clan backups restore`: one archive of one provider, for one service or (without `--service`) all of them. */

@@ -17,6 +17,8 @@ export interface RunOptions {
   output?: OutputSink;
   /** How many stderr lines to keep for the result; 0 when the caller keeps its own tail. */
   stderrTailLines?: number;
+  /** Written to stdin, which is then closed (a secret for `clan vars set`); without it stdin is closed at once. */
+  input?: Uint8Array;
   /** Called once the process exists, with its pid (also its process group id). */
   onSpawn?: (pid: number) => void;
 }
@@ -54,7 +56,7 @@ export async function runProcess(file: string, args: readonly string[], opts: Ru
     cwd: opts.cwd,
     env: { NO_COLOR: "1", ...opts.env },
     extendEnv: true,
-    stdin: "ignore",
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: "ignore" as const }),
     // Output nobody reads must not fill the pipe and stall the process.
     stdout: opts.collectStdout || streamsLines ? "pipe" : "ignore",
     detached: true,

@@ -1,8 +1,10 @@
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import ssh2 from "ssh2";
+import { readSecretFile, writePrivateFile, writeSecretFile, type SecretBox } from "./secret-box.ts";
 
 /** The key the bot logs in to machines with. The private part never leaves this object. */
 export interface BotKey {
@@ -31,6 +33,29 @@ export function loadBotKey(path: string, create: boolean): BotKey {
     writeFileSync(`${path}.pub`, `${pair.public}\n`, { mode: 0o644 });
     text = pair.private;
   }
+  return botKeyOf(text, path);
+}
+
+/**
+ * The bot's own key, kept encrypted as `<path>.age` (a clear `<path>` from an older bot is encrypted
+ * and removed); made on first start. ssh and clan need a key file: a clear copy goes to `runtimeDir`
+ * (systemd's RuntimeDirectory=, a tmpfs, outside the state), and that copy is the key's `path`.
+ */
+export async function loadSealedBotKey(box: SecretBox, path: string, runtimeDir: string): Promise<BotKey> {
+  let data = await readSecretFile(box, path);
+  if (data === undefined) {
+    const pair = newKeyPair();
+    await writeSecretFile(box, path, pair.private);
+    await writeFile(`${path}.pub`, `${pair.public}\n`, { mode: 0o644 });
+    data = Buffer.from(pair.private);
+  }
+  const text = Buffer.from(data).toString("utf8");
+  const copy = join(runtimeDir, "id_ed25519");
+  await writePrivateFile(copy, text);
+  return botKeyOf(text, copy);
+}
+
+function botKeyOf(text: string, path: string): BotKey {
   const parsed = ssh2.utils.parseKey(text);
   if (parsed instanceof Error) throw new Error(`the SSH key ${path} cannot be used: ${parsed.message}`);
   const key = Array.isArray(parsed) ? parsed[0] : parsed;

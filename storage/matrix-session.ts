@@ -6,20 +6,46 @@ export interface MatrixSession {
   accessToken: string;
 }
 
-export async function loadSession(db: Db, homeserver: string, userId: string): Promise<MatrixSession | undefined> {
+/** How a stored access token is encrypted at rest (ops/secret-box.ts): never kept in clear. */
+export interface TokenSeal {
+  sealText(text: string): Promise<string>;
+  unsealText(text: string): Promise<{ text: string; clear: boolean }>;
+}
+
+export async function loadSession(db: Db, homeserver: string, userId: string, seal: TokenSeal): Promise<MatrixSession | undefined> {
   const row = await db.get<{ user_id: string; device_id: string; access_token: string }>(
     "SELECT user_id, device_id, access_token FROM matrix_session WHERE homeserver = ? AND user_id = ?",
     [homeserver, userId],
   );
-  return row && { userId: row.user_id, deviceId: row.device_id, accessToken: row.access_token };
+  if (!row) return undefined;
+  const token = row.access_token === "" ? { text: "", clear: false } : await seal.unsealText(row.access_token);
+  const session = { userId: row.user_id, deviceId: row.device_id, accessToken: token.text };
+  // A token stored in clear by an older clanbot is encrypted now.
+  if (token.clear) await saveSession(db, homeserver, session, seal);
+  return session;
 }
 
-export async function saveSession(db: Db, homeserver: string, s: MatrixSession): Promise<void> {
+export async function saveSession(db: Db, homeserver: string, s: MatrixSession, seal: TokenSeal): Promise<void> {
+  const token = s.accessToken === "" ? "" : await seal.sealText(s.accessToken);
   await db.run(
     `INSERT INTO matrix_session (homeserver, user_id, device_id, access_token) VALUES (?, ?, ?, ?)
      ON CONFLICT (homeserver, user_id) DO UPDATE SET device_id = excluded.device_id, access_token = excluded.access_token`,
-    [homeserver, s.userId, s.deviceId, s.accessToken],
+    [homeserver, s.userId, s.deviceId, token],
   );
+}
+
+/** Encrypts every stored token anew (`clanbot rekey`), in one transaction; returns how many. */
+export async function resealSessions(db: Db, from: TokenSeal, to: TokenSeal): Promise<number> {
+  const rows = await db.all<{ homeserver: string; user_id: string; access_token: string }>(
+    "SELECT homeserver, user_id, access_token FROM matrix_session WHERE access_token != ''",
+  );
+  const sealed = await Promise.all(rows.map(async (r) => to.sealText((await from.unsealText(r.access_token)).text)));
+  await db.transaction(async (q) => {
+    for (const [i, r] of rows.entries()) {
+      await q.run("UPDATE matrix_session SET access_token = ? WHERE homeserver = ? AND user_id = ?", [sealed[i] as string, r.homeserver, r.user_id]);
+    }
+  });
+  return rows.length;
 }
 
 /** Well under SQLite's limit of 32,766 parameters a statement. */

@@ -125,7 +125,7 @@ describe("argument parsing (python argparse)", { concurrency: 4 }, () => {
   });
 
   test("clan commands the fake does not emulate exit 99", async () => {
-    const r = await clan(["vars", "list", "laptop"]);
+    const r = await clan(["vars", "fix", "laptop"]);
     assert.equal(r.code, NOT_EMULATED_EXIT);
     assert.match(r.stderr, /not emulated/);
   });

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { createLogger } from "../bot/logger.ts";
 import { establishSession } from "../bot/matrix/session.ts";
+import { boxOf, newIdentity } from "../ops/secret-box.ts";
 import { openDatabase } from "../storage/db.ts";
 import { migrate } from "../storage/migrations.ts";
 import { tempDir } from "./support/temp-dir.ts";
@@ -33,7 +34,8 @@ test("a token from accessTokenFile is read from the file at each start and never
     maxCommandAge: 900_000,
     undecryptableGrace: 30_000,
   };
-  const session = await establishSession(m, db, createLogger("silent"));
+  const box = await boxOf(await newIdentity(), join(dir, "identity"));
+  const session = await establishSession(m, db, createLogger("silent"), box);
   assert.deepEqual(session, { userId: "@bot:x", deviceId: "DEV1", accessToken: "syt_secret_token" });
   const rows = await db.all<Record<string, unknown>>("SELECT * FROM matrix_session");
   assert.equal(rows.length, 1);

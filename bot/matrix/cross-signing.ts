@@ -1,4 +1,4 @@
-import { chmod, open, readFile, rename } from "node:fs/promises";
+import { readSecretFile, writeSecretFile, type SecretBox } from "../../ops/secret-box.ts";
 import { Method, type AuthDict, type MatrixClient, type MatrixError, type UIAuthCallback } from "matrix-js-sdk";
 import type { Logger } from "../logger.ts";
 import { CryptoStateError, deviceHasKeys } from "./device-crypto.ts";
@@ -12,29 +12,23 @@ export interface CrossSigningOptions {
   password: string | undefined;
   /** Where the private cross-signing keys are kept apart from the crypto store (mode 0600). */
   keysFile: string;
+  /** What the kept keys are encrypted with. */
+  box: SecretBox;
   log: Logger;
 }
 
-async function readKept(path: string): Promise<SecretsBundle | undefined> {
+async function readKept(box: SecretBox, path: string): Promise<SecretsBundle | undefined> {
   try {
-    return JSON.parse(await readFile(path, "utf8")) as SecretsBundle;
+    const data = await readSecretFile(box, path);
+    return data === undefined ? undefined : (JSON.parse(Buffer.from(data).toString("utf8")) as SecretsBundle);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw new CryptoStateError(`${path}: cannot read the kept cross-signing keys (${(err as Error).message})`);
   }
 }
 
-async function keep(path: string, bundle: SecretsBundle): Promise<void> {
-  const tmp = `${path}.new`;
-  const fh = await open(tmp, "w", 0o600);
-  try {
-    await fh.writeFile(JSON.stringify(bundle));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await chmod(tmp, 0o600);
-  await rename(tmp, path);
+/** Kept age-encrypted (`<path>.age`, mode 0600): the private keys are never on disk in clear. */
+async function keep(box: SecretBox, path: string, bundle: SecretsBundle): Promise<void> {
+  await writeSecretFile(box, path, JSON.stringify(bundle));
 }
 
 /** Answers the homeserver's interactive auth with the password; without one, says what the admin must do. */
@@ -73,10 +67,10 @@ export async function ensureCrossSigned(client: MatrixClient, o: CrossSigningOpt
   const status = await crypto.getCrossSigningStatus();
   const haveKeys = status.privateKeysCachedLocally.masterKey && status.privateKeysCachedLocally.selfSigningKey;
   if (haveKeys && (await signed())) {
-    if ((await readKept(o.keysFile)) === undefined) await keep(o.keysFile, await crypto.exportSecretsBundle());
+    if ((await readKept(o.box, o.keysFile)) === undefined) await keep(o.box, o.keysFile, await crypto.exportSecretsBundle());
     return;
   }
-  const kept = await readKept(o.keysFile);
+  const kept = await readKept(o.box, o.keysFile);
   const published = await crypto.userHasCrossSigningKeys(o.userId, true);
   if (kept && published) {
     await crypto.importSecretsBundle(kept);
@@ -94,7 +88,7 @@ export async function ensureCrossSigned(client: MatrixClient, o: CrossSigningOpt
   }
   await crypto.bootstrapCrossSigning({ setupNewCrossSigning: true, authUploadDeviceSigningKeys: authWith(o.userId, o.password) });
   if (!(await signed())) throw new CryptoStateError(`the bot's device ${o.deviceId} is still not signed by its cross-signing keys after publishing them`);
-  await keep(o.keysFile, await crypto.exportSecretsBundle());
+  await keep(o.box, o.keysFile, await crypto.exportSecretsBundle());
   o.log.info({ deviceId: o.deviceId }, "published new cross-signing keys and signed this device");
 }
 

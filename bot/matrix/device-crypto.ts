@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { chmod, mkdir, open, readFile, rename } from "node:fs/promises";
+import { mkdir, rename } from "node:fs/promises";
 import { join } from "node:path";
 import { Method, type MatrixClient } from "matrix-js-sdk";
 import { openCryptoJournal, type CryptoJournal } from "../../storage/crypto-journal.ts";
 import { DatabaseBusyError } from "../../storage/db.ts";
+import { AGE_SUFFIX, readSecretFile, writeSecretFile, type SecretBox } from "../../ops/secret-box.ts";
 import type { Logger } from "../logger.ts";
 import { DurableIndexedDb } from "./durable-indexeddb.ts";
 
@@ -36,26 +37,20 @@ export interface DeviceCrypto {
   close(): Promise<void>;
 }
 
-/** Reads a 32-byte key file, or creates it (mode 0600) when there is none and `create` allows. */
-async function keyFile(path: string, create: boolean): Promise<Uint8Array | undefined> {
-  try {
-    const data = await readFile(path);
+/**
+ * Reads the 32-byte store key (kept age-encrypted as `<path>.age`; a clear one from an older bot is
+ * encrypted on the way), or makes one when there is none and `create` allows.
+ */
+async function keyFile(box: SecretBox, path: string, create: boolean): Promise<Uint8Array | undefined> {
+  const data = await readSecretFile(box, path);
+  if (data !== undefined) {
     if (data.byteLength !== 32) throw new CryptoStateError(`${path}: not a crypto store key (32 bytes expected, ${data.byteLength} found)`);
-    return new Uint8Array(data);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    if (!create) return undefined;
+    return data;
   }
-  const key = randomBytes(32);
-  const fh = await open(path, "wx", 0o600);
-  try {
-    await fh.writeFile(key);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await chmod(path, 0o600);
-  return new Uint8Array(key);
+  if (!create) return undefined;
+  const key = new Uint8Array(randomBytes(32));
+  await writeSecretFile(box, path, key);
+  return key;
 }
 
 /**
@@ -63,7 +58,7 @@ async function keyFile(path: string, create: boolean): Promise<Uint8Array | unde
  * one process at a time), its key, the kept cross-signing keys. A store that belongs to another
  * device (the access token now names a new device) is set aside, never mixed with the new one.
  */
-export async function openDeviceCrypto(stateDir: string, session: { userId: string; deviceId: string }, log: Logger): Promise<DeviceCrypto> {
+export async function openDeviceCrypto(stateDir: string, session: { userId: string; deviceId: string }, log: Logger, box: SecretBox): Promise<DeviceCrypto> {
   const dir = join(stateDir, "crypto");
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const journalPath = join(dir, "store.sqlite3");
@@ -87,10 +82,10 @@ export async function openDeviceCrypto(stateDir: string, session: { userId: stri
     journal = await open();
     owner = undefined;
   }
-  const storageKey = await keyFile(join(dir, "store.key"), owner === undefined);
+  const storageKey = await keyFile(box, join(dir, "store.key"), owner === undefined);
   if (!storageKey) {
     await journal.close();
-    throw new CryptoStateError(`${join(dir, "store.key")} is missing: the crypto store of device ${session.deviceId} cannot be read without it`);
+    throw new CryptoStateError(`${join(dir, `store.key${AGE_SUFFIX}`)} is missing: the crypto store of device ${session.deviceId} cannot be read without it`);
   }
   const idb = await DurableIndexedDb.open(journal, {
     onError: (err) => log.error({ err }, "cannot write the crypto store (is the disk full?); requests that would reveal it wait until it can"),

@@ -173,8 +173,11 @@ export class MatrixFrontEnd {
     if (event.getType() === EventType.Reaction) return this.onReaction(event);
     if (event.getType() === EventType.RoomMember) return this.onMember(event, room);
     if (event.getType() !== EventType.RoomMessage) return;
-    const clan = this.bindings.clanOf(room.roomId);
-    if (!clan) return;
+    const sender = event.getSender() as string;
+    // A clan's room, or a direct chat with someone of a clan's room: their level is the clan room's.
+    const where = this.placeOf(room, sender);
+    if (!where) return;
+    const { clan, levelRoom } = where;
     const content = event.getContent();
     if (content["m.relates_to"]?.rel_type === RelationType.Replace) return; // an edit must not run a command again
     const eventId = event.getId();
@@ -183,12 +186,13 @@ export class MatrixFrontEnd {
     const joinedAt = this.myJoinTime(room);
     if (joinedAt === undefined || sentAt < joinedAt) return; // before the bot was here: not meant for it
     if (clock.now() - sentAt > this.d.ignoreOlderThanMs) return;
-    const sender = event.getSender() as string;
     const body = typeof content.body === "string" ? content.body : "";
     const isMedia = content.msgtype === MsgType.Image || content.msgtype === MsgType.File;
     const line = content.msgtype === MsgType.Text ? commandLineOf(stripReplyFallback(body), { prefix: this.d.prefix, names: this.namesIn(room) }) : undefined;
-    // A request of the bot (a photo for !install) takes the sender's next image or non-command text.
-    if (line === undefined && (isMedia || content.msgtype === MsgType.Text) && this.replies.wants(room.roomId, sender)) {
+    // A request of the bot (a photo for !install) takes the sender's next image or non-command text; a
+    // request for a secret takes any text, even one that looks like a command (it is never run or shown).
+    const wanted = this.replies.wants(room.roomId, sender);
+    if ((line === undefined || (wanted && this.replies.takesAnyText(room.roomId, sender))) && (isMedia || content.msgtype === MsgType.Text) && wanted) {
       if (await this.claimStored(eventId, clan, sentAt)) this.replies.offer(room.roomId, sender, event);
       return;
     }
@@ -204,10 +208,11 @@ export class MatrixFrontEnd {
         room: room.roomId,
         eventId,
         sentAt,
-        sender: { id: sender, name: room.getMember(sender)?.name ?? sender, powerLevel: powerLevelOf(room, sender) },
-        powerLevelNow: () => powerLevelOf(room, sender),
+        sender: { id: sender, name: room.getMember(sender)?.name ?? sender, powerLevel: powerLevelOf(levelRoom, sender) },
+        powerLevelNow: () => powerLevelOf(levelRoom, sender),
         line,
         claimed: claim.stored,
+        place: { encrypted: room.hasEncryptionStateEvent(), direct: where.direct },
       },
       new MatrixReplyChannel(this.sending, room.roomId, eventId, this.waiters, this.replies),
     );
@@ -399,6 +404,32 @@ export class MatrixFrontEnd {
     return member.events.member?.getTs();
   }
 
+  /**
+   * Which clan a message belongs to: the clan bound to the room; or, in a room no clan is bound to
+   * (a direct chat), the clan whose room the sender is in (the first in the config when several).
+   * `direct`: only the sender and the bot are in the room (joined or invited).
+   */
+  private placeOf(room: Room, sender: string): { clan: string; levelRoom: Room; direct: boolean } | undefined {
+    const bound = this.bindings.clanOf(room.roomId);
+    if (bound) return { clan: bound, levelRoom: room, direct: false };
+    const home = this.clanRoomsOf(sender)[0];
+    if (!home) return undefined;
+    const present = room.getMembers().filter((m) => m.membership === KnownMembership.Join || m.membership === KnownMembership.Invite);
+    const direct = present.length === 2 && present.some((m) => m.userId === this.me) && present.some((m) => m.userId === sender);
+    return { clan: home.clan, levelRoom: home.room, direct };
+  }
+
+  /** The clan rooms `userId` has joined, in the config's order. */
+  private clanRoomsOf(userId: string): Array<{ clan: string; room: Room }> {
+    const out: Array<{ clan: string; room: Room }> = [];
+    for (const roomId of this.bindings.roomIds()) {
+      const room = this.d.client.getRoom(roomId);
+      const clan = this.bindings.clanOf(roomId);
+      if (room && clan && room.getMember(userId)?.membership === KnownMembership.Join) out.push({ clan, room });
+    }
+    return out;
+  }
+
   private namesIn(room: Room): string[] {
     const localpart = this.me.slice(1, this.me.indexOf(":"));
     const display = room.getMember(this.me)?.name;
@@ -410,10 +441,28 @@ export class MatrixFrontEnd {
     if (!this.bindings.clanOf(room.roomId) && this.bindings.hasUnresolved) await this.bindings.resolvePending();
     const clan = this.bindings.clanOf(room.roomId);
     const inviter = room.getMember(this.me)?.events.member?.getSender();
+    // Only a direct chat (the invite says is_direct, as clients mark "start a chat") from someone of a clan's room.
+    const direct = room.getMember(this.me)?.events.member?.getContent()["is_direct"] === true;
+    const home = !clan && direct && inviter ? this.clanRoomsOf(inviter)[0] : undefined;
+    if (!clan && home && inviter) {
+      // A direct chat from someone of a clan's room (for !secret set): it belongs to their clan.
+      await this.join(room.roomId);
+      log.info({ room: room.roomId, clan: home.clan, inviter }, "joined a direct chat with a member of a clan room");
+      const invite = room.getMember(this.me)?.events.member?.getId() ?? room.roomId;
+      const text = `Hello! I am clanbot for clan '${home.clan}'. Commands work here as in the clan's room, with your level there; secrets (${this.d.prefix}secret set) only here, in an encrypted chat with just the two of us.`;
+      await this.d.outbox.add({
+        roomId: room.roomId,
+        lane: `notice:${room.roomId}`,
+        eventType: EventType.RoomMessage,
+        content: noticeContent({ text, html: text.replace(/&/g, "&amp;").replace(/</g, "&lt;") }),
+        once: `greeting:${invite}`,
+      });
+      return;
+    }
     if (!clan) {
       log.info({ room: room.roomId, inviter }, "declining an invite to a room no clan is bound to");
       await client.http.authedRequest(Method.Post, `/rooms/${encodeURIComponent(room.roomId)}/leave`, undefined, {
-        reason: "clanbot only joins the rooms its configuration binds to a clan.",
+        reason: "clanbot only joins the rooms its configuration binds to a clan, and direct chats with people of those rooms.",
       });
       return;
     }

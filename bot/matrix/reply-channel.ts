@@ -66,10 +66,10 @@ export class MatrixReplyChannel implements ReplyChannel {
     return { confirmed: await answer, question: { edit: (m) => this.edit(post, m) } };
   }
 
-  async askFor(message: Message, from: string, timeoutMs: number): Promise<ReceivedReply | undefined> {
+  async askFor(message: Message, from: string, timeoutMs: number, opts: { anyText?: boolean } = {}): Promise<ReceivedReply | undefined> {
     if (!this.replies) throw new Error("this reply channel cannot ask for replies");
     const { client } = this.sending;
-    const answer = this.replies.wait(this.roomId, from, timeoutMs);
+    const answer = this.replies.wait(this.roomId, from, timeoutMs, opts.anyText === true);
     await this.reply(message);
     const event = await answer;
     if (!event) return undefined;
@@ -122,6 +122,16 @@ export class MatrixReplyChannel implements ReplyChannel {
       info,
       "m.relates_to": { "m.in_reply_to": { event_id: this.eventId } },
     });
+  }
+
+  /** Redacts the command's own message (a secret typed into it by mistake); false when the bot may not. */
+  async removeCommand(reason: string): Promise<boolean> {
+    try {
+      await this.sending.client.redactEvent(this.roomId, this.eventId, undefined, { reason });
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async react(key: string, once?: string): Promise<void> {

@@ -2,6 +2,8 @@ import type { MatrixEvent } from "matrix-js-sdk";
 
 interface Waiter {
   take: (event: MatrixEvent | undefined) => void;
+  /** Any text answers, even one that looks like a command (a secret is never run as one). */
+  anyText: boolean;
 }
 
 /**
@@ -12,12 +14,13 @@ export class ReplyWaiters {
   private readonly waiting = new Map<string, Waiter>();
 
   /** The next message `from` sends in `room` within `timeoutMs`, or undefined. */
-  wait(room: string, from: string, timeoutMs: number): Promise<MatrixEvent | undefined> {
+  wait(room: string, from: string, timeoutMs: number, anyText = false): Promise<MatrixEvent | undefined> {
     const key = keyOf(room, from);
     this.waiting.get(key)?.take(undefined);
     return new Promise((resolve) => {
       const timer = setTimeout(() => waiter.take(undefined), timeoutMs);
       const waiter: Waiter = {
+        anyText,
         take: (event) => {
           clearTimeout(timer);
           if (this.waiting.get(key) === waiter) this.waiting.delete(key);
@@ -31,6 +34,11 @@ export class ReplyWaiters {
   /** Whether someone waits for a message from `sender` in `room`. */
   wants(room: string, sender: string): boolean {
     return this.waiting.has(keyOf(room, sender));
+  }
+
+  /** Whether the request waiting for `sender` in `room` takes any text (a secret). */
+  takesAnyText(room: string, sender: string): boolean {
+    return this.waiting.get(keyOf(room, sender))?.anyText === true;
   }
 
   /** A message seen in a room; returns whether it answered a request. */

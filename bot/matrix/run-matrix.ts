@@ -124,10 +124,10 @@ async function startDevice(app: App): Promise<StartedDevice> {
   if (!m) throw new Error("startDevice needs the matrix config");
   const { log, db, clock } = app;
   const stateDir = dirname(resolve(app.config.storage.path));
-  let session = await establishSession(m, db, log);
+  let session = await establishSession(m, db, log, app.secrets);
   for (let attempt = 1; ; attempt++) {
     log.info({ userId: session.userId, deviceId: session.deviceId }, "logged in");
-    const crypto = await openDeviceCrypto(stateDir, session, log);
+    const crypto = await openDeviceCrypto(stateDir, session, log, app.secrets);
     const store = new PersistentSyncStore(db, session.userId, clock);
     const client = createClient({
       baseUrl: m.homeserver,
@@ -144,18 +144,18 @@ async function startDevice(app: App): Promise<StartedDevice> {
         throw new CryptoStateError(
           `the crypto store of device ${session.deviceId} is gone, and reusing that device would break encryption in every room. ` +
             `Log the bot in again to get an access token for a new device, put it in matrix.accessToken or matrix.accessTokenFile, and start again: ` +
-            `the new device is signed with the cross-signing keys kept in ${resolve(stateDir, "crypto", "cross-signing.json")}`,
+            `the new device is signed with the cross-signing keys kept in ${resolve(stateDir, "crypto", "cross-signing.json.age")}`,
         );
       }
       log.warn({ deviceId: session.deviceId }, "the crypto store of this device is gone; logging in as a new device");
-      session = await loginNewDevice(m, db, log, session);
+      session = await loginNewDevice(m, db, log, app.secrets, session);
       continue;
     }
     await crypto.claim(session.userId, session.deviceId);
     await client.initRustCrypto({ useIndexedDB: true, cryptoDatabasePrefix: CRYPTO_DB_PREFIX, storageKey: crypto.storageKey });
     skipUnchangedSyncChanges(client.getCrypto(), log);
     await crypto.idb.compact();
-    await ensureCrossSigned(client, { userId: session.userId, deviceId: session.deviceId, password: m.password, keysFile: crypto.crossSigningFile, log });
+    await ensureCrossSigned(client, { userId: session.userId, deviceId: session.deviceId, password: m.password, keysFile: crypto.crossSigningFile, box: app.secrets, log });
     return { session, crypto, client, store };
   }
 }

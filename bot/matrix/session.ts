@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { createClient, type MatrixError } from "matrix-js-sdk";
 import type { Db } from "../../storage/db.ts";
-import { clearSyncState, loadSession, saveSession, type MatrixSession } from "../../storage/matrix-session.ts";
+import { clearSyncState, loadSession, saveSession, type MatrixSession, type TokenSeal } from "../../storage/matrix-session.ts";
 import type { Config } from "../config.ts";
 import type { Logger } from "../logger.ts";
 import { sdkLogger } from "./sdk-logger.ts";
@@ -44,7 +44,7 @@ async function whoami(m: MatrixConfig, accessToken: string, log: Logger): Promis
  * device saved from the first login (logging in again onto the same device when the token expired),
  * so that restarts never pile up devices and a later crypto store stays valid.
  */
-export async function establishSession(m: MatrixConfig, db: Db, log: Logger): Promise<MatrixSession> {
+export async function establishSession(m: MatrixConfig, db: Db, log: Logger, seal: TokenSeal): Promise<MatrixSession> {
   if (m.accessToken !== undefined || m.accessTokenFile !== undefined) {
     const token = m.accessToken ?? (await readFile(m.accessTokenFile as string, "utf8")).trim();
     const who = await retrying("whoami", log, () =>
@@ -56,14 +56,14 @@ export async function establishSession(m: MatrixConfig, db: Db, log: Logger): Pr
     if (who.userId !== m.userId) throw new LoginError(`the access token belongs to ${who.userId}, not matrix.userId ${m.userId}`);
     if (!who.deviceId) throw new LoginError("the homeserver did not say which device the access token belongs to");
     const session = { userId: who.userId, deviceId: who.deviceId, accessToken: token };
-    const saved = await loadSession(db, m.homeserver, m.userId);
+    const saved = await loadSession(db, m.homeserver, m.userId, seal);
     if (saved && saved.deviceId !== session.deviceId) await clearSyncState(db, m.userId);
     // Only the device is kept: a token given in the config (or its file) is read from there at each start, never copied.
-    await saveSession(db, m.homeserver, { ...session, accessToken: "" });
+    await saveSession(db, m.homeserver, { ...session, accessToken: "" }, seal);
     return session;
   }
 
-  const saved = await loadSession(db, m.homeserver, m.userId);
+  const saved = await loadSession(db, m.homeserver, m.userId, seal);
   if (saved) {
     const valid = await retrying("whoami", log, () =>
       whoami(m, saved.accessToken, log).then(
@@ -77,21 +77,21 @@ export async function establishSession(m: MatrixConfig, db: Db, log: Logger): Pr
     if (valid) return saved;
     log.info({ deviceId: saved.deviceId }, "saved access token expired; logging in again on the same device");
   }
-  return passwordLogin(m, db, log, saved, saved?.deviceId);
+  return passwordLogin(m, db, log, seal, saved, saved?.deviceId);
 }
 
 /**
  * A new device for the bot (its crypto store was lost): logs in without a device id, and logs the
  * old device out, so the account does not keep a device that can no longer read anything.
  */
-export async function loginNewDevice(m: MatrixConfig, db: Db, log: Logger, old: MatrixSession): Promise<MatrixSession> {
-  const session = await passwordLogin(m, db, log, old, undefined);
+export async function loginNewDevice(m: MatrixConfig, db: Db, log: Logger, seal: TokenSeal, old: MatrixSession): Promise<MatrixSession> {
+  const session = await passwordLogin(m, db, log, seal, old, undefined);
   const oldClient = createClient({ baseUrl: m.homeserver, accessToken: old.accessToken, logger: sdkLogger(log) });
   await oldClient.logout(true).catch((err: unknown) => log.warn({ deviceId: old.deviceId, err: (err as Error).message }, "could not log the old device out"));
   return session;
 }
 
-async function passwordLogin(m: MatrixConfig, db: Db, log: Logger, saved: MatrixSession | undefined, deviceId: string | undefined): Promise<MatrixSession> {
+async function passwordLogin(m: MatrixConfig, db: Db, log: Logger, seal: TokenSeal, saved: MatrixSession | undefined, deviceId: string | undefined): Promise<MatrixSession> {
   const localpart = m.userId.slice(1, m.userId.indexOf(":"));
   const anon = createClient({ baseUrl: m.homeserver, logger: sdkLogger(log) });
   const res = await retrying("login", log, () =>
@@ -111,6 +111,6 @@ async function passwordLogin(m: MatrixConfig, db: Db, log: Logger, saved: Matrix
   if (res.user_id !== m.userId) throw new LoginError(`logged in as ${res.user_id}, not matrix.userId ${m.userId}`);
   const session = { userId: res.user_id, deviceId: res.device_id, accessToken: res.access_token };
   if (!saved || saved.deviceId !== session.deviceId) await clearSyncState(db, m.userId);
-  await saveSession(db, m.homeserver, session);
+  await saveSession(db, m.homeserver, session, seal);
   return session;
 }

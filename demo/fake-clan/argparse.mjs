@@ -342,6 +342,7 @@ function parseKnownArgs(parser, args, ns) {
       if (conflict) fail(parser, `argument ${actionName(action, parser)}: not allowed with argument ${actionName(conflict, parser)}`);
     }
     if (action.kind === "true") ns[action.dest] = true;
+    else if (action.kind === "false") ns[action.dest] = false;
     else if (action.kind === "append-option") ns[action.dest].push("--option", strings[0], strings[1]);
     else if (action.kind === "append") ns[action.dest].push(strings[0]);
     else if (action.nargs === 1) ns[action.dest] = strings[0];

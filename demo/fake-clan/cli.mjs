@@ -15,6 +15,52 @@ const lenient = (parser) => {
   return parser;
 };
 
+/** clan_cli/vars/cli.py: the subcommands the fake emulates; the others keep their arguments unparsed. */
+function addVarsParser(vars) {
+  addSubcommands(vars, { required: true, help: "the command to run" });
+  const machine = (help) => ({ dest: "machine", nargs: 1, help });
+  const varId = (help) => ({ dest: "var_id", nargs: 1, help });
+  const machines = (help) => ({ dest: "machines", nargs: "*", metavar: "machines", default: [], help });
+  lenient(addSubparser(vars, "keygen", { help: "initialize sops keys for vars" }));
+  addSubparser(vars, "check", {
+    help: "check if all vars are present and valid",
+    positionals: [machines("machines to check vars for. if empty, check vars for all machines")],
+    options: [{ flags: ["--generator", "-g"], dest: "generator", nargs: 1, kind: "store", help: "the generator to check" }, ...COMMON_FLAGS],
+  });
+  lenient(addSubparser(vars, "fix", { help: "fix inconsistencies in the vars store" }));
+  addSubparser(vars, "list", {
+    help: "list all vars",
+    positionals: [machine("The machine to print vars for")],
+    options: [...COMMON_FLAGS],
+  });
+  addSubparser(vars, "get", {
+    help: "get a specific var",
+    positionals: [machine("The machine to print vars for"), varId("The var id to get the value for. Example: ssh-keys/pubkey")],
+    options: [...COMMON_FLAGS],
+  });
+  addSubparser(vars, "set", {
+    help: "set a var",
+    positionals: [machine("The machine to set a var for"), varId("The var id for which to set the value. Example: ssh-keys/pubkey")],
+    options: [...COMMON_FLAGS],
+  });
+  addSubparser(vars, "generate", {
+    help: "(re-)generate vars for specific or all machines",
+    positionals: [machines("machine to generate vars for. if empty, generate vars for all machines")],
+    options: [
+      { flags: ["--generator", "-g"], dest: "generator", nargs: 1, kind: "store", help: "execute only the specified generator. If unset, execute all generators" },
+      { flags: ["--regenerate", "-r"], dest: "regenerate", nargs: 0, kind: "true", help: "whether to regenerate vars for the specified machine" },
+      { flags: ["--no-regenerate"], dest: "regenerate", nargs: 0, kind: "false", help: "whether to regenerate vars for the specified machine" },
+      { flags: ["--no-sandbox"], dest: "no_sandbox", nargs: 0, kind: "true", help: "disable sandboxing when executing the generator." },
+      { flags: ["--fake-prompts"], dest: "fake_prompts", nargs: 0, kind: "true", help: "automatically fill prompt responses for testing (unsafe)" },
+      ...COMMON_FLAGS,
+    ],
+  });
+  lenient(addSubparser(vars, "upload", { help: "upload secrets for machines" }));
+  lenient(addSubparser(vars, "export", { help: "export vars" }));
+  lenient(addSubparser(vars, "import", { help: "import vars" }));
+  return vars;
+}
+
 export function buildParser() {
   const root = makeParser({
     prog: "clan",
@@ -55,7 +101,7 @@ export function buildParser() {
   lenient(top("flash", "Flashes your machine to an USB drive"));
   lenient(top("ssh", "Ssh to a remote machine"));
   lenient(top("secrets", "Manage secrets"));
-  lenient(top("vars", "Manage vars", ["va"]));
+  addVarsParser(top("vars", "Manage vars", ["va"]));
 
   const machines = top("machines", "Manage machines and their configuration", ["m"]);
   addSubcommands(machines, {

@@ -254,6 +254,37 @@ export function backupState(fixture, name) {
   return { data: { folders: ["/var/lib/data"], preRestoreCommand: null, postRestoreCommand: null } };
 }
 
+/**
+ * The vars generators of a machine as nix evaluates them (files with secret/deploy, prompts, share),
+ * from fixture.vars.<m>; a machine the fixture gives no vars has clan's openssh generator.
+ */
+export function varGenerators(fixture, name) {
+  const defined = fixture.vars?.[name] ?? defaultVars(name);
+  const gens = {};
+  for (const g of Object.keys(defined).sort()) {
+    const files = {};
+    for (const f of Object.keys(defined[g].files ?? {}).sort()) {
+      const spec = defined[g].files[f];
+      files[f] = { deploy: spec.deploy ?? true, name: f, secret: spec.secret ?? true };
+    }
+    gens[g] = { files, name: g, prompts: Object.fromEntries((defined[g].prompts ?? []).map((p) => [p, { name: p, type: "hidden" }])), share: defined[g].share ?? false };
+  }
+  return gens;
+}
+
+/** The openssh generator every clan machine has (its values as the fake's update reports them). */
+export function defaultVars(name) {
+  const key = Buffer.from(storePath(`ssh-key-${name}`)).toString("base64").slice(0, 43);
+  return {
+    openssh: {
+      files: {
+        "ssh.id_ed25519": { secret: true, value: `-----BEGIN OPENSSH PRIVATE KEY-----\nfake-${name}\n-----END OPENSSH PRIVATE KEY-----\n` },
+        "ssh.id_ed25519.pub": { secret: false, value: `ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI${key} nixbld` },
+      },
+    },
+  };
+}
+
 function machineEval(fixture, name) {
   const m = fixture.machines[name] ?? {};
   const system = m.system ?? systemOf(fixture);
@@ -268,6 +299,7 @@ function machineEval(fixture, name) {
           targetHost: m.networking?.targetHost ?? null,
         },
         state: backupState(fixture, name),
+        vars: { generators: varGenerators(fixture, name) },
       },
       deployment: { requireExplicitUpdate },
     },

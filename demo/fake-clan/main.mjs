@@ -14,6 +14,7 @@ import { machinesInstall } from "./install.mjs";
 import { knobsFor } from "./knobs.mjs";
 import { killChildren } from "./proc.mjs";
 import { machinesUpdate } from "./update.mjs";
+import { varsCheck, varsGenerate, varsGet, varsList, varsSet } from "./vars.mjs";
 import { vmsInspect, vmsRun } from "./vms.mjs";
 
 const HANDLERS = {
@@ -26,6 +27,11 @@ const HANDLERS = {
   "backups create": backupsCreate,
   "backups list": backupsList,
   "backups restore": backupsRestore,
+  "vars list": varsList,
+  "vars get": varsGet,
+  "vars set": varsSet,
+  "vars generate": varsGenerate,
+  "vars check": varsCheck,
   "vms run": vmsRun,
   "vms inspect": vmsInspect,
 };
@@ -129,8 +135,8 @@ export async function main(argv) {
 
   try {
     if (command !== "select") requireFlake(identifier);
-    await handler(ctx);
-    return 0;
+    const code = await handler(ctx);
+    return typeof code === "number" ? code : 0;
   } catch (e) {
     if (command === "machines install") recordInstall();
     if (e instanceof ClanError) {

@@ -23,7 +23,7 @@ export function commitFlake(dir: string): string {
 const isStatus = (e: MatrixEvent, commandId: string): boolean => {
   const c = e.getOriginalContent();
   const rel = c["m.relates_to"] as { "m.in_reply_to"?: { event_id?: string } } | undefined;
-  return e.getType() === EventType.RoomMessage && rel?.["m.in_reply_to"]?.event_id === commandId && /^\*(Deploy|Dry run|Rollback|Install|Restore|Backup) #\d+\*/.test(c.body as string);
+  return e.getType() === EventType.RoomMessage && rel?.["m.in_reply_to"]?.event_id === commandId && /^\*(Deploy|Dry run|Rollback|Install|Restore|Backup|Vars generation) #\d+\*/.test(c.body as string);
 };
 
 /** The text of a bot message as shown now: its latest edit's new content, or itself. */
