@@ -141,8 +141,8 @@ export class MatrixFrontEnd {
   }
 
   /**
-   * Stops taking commands, lets running ones finish and send their answers (the client must still
-   * be up for that), then stops syncing.
+   * Stops taking commands and lets running ones finish and store their answers. The client stays up:
+   * the outbox still sends (and encrypts) with it; the caller stops it after the outbox.
    */
   async stop(graceMs = 10_000): Promise<void> {
     this.closed = true;
@@ -151,7 +151,6 @@ export class MatrixFrontEnd {
     this.replies.closeAll();
     await Promise.allSettled([...this.intake]);
     await this.d.dispatcher.drain(graceMs);
-    this.d.client.stopClient();
   }
 
   private track(p: Promise<void>): void {

@@ -98,8 +98,10 @@ export async function runMatrix(app: App): Promise<number> {
   app.announcer.disconnect();
   await joinPage?.close();
   await frontEnd.stop();
-  // What is stored but not sent yet is sent at the next start; a few seconds to send it now.
+  // What is stored but not sent yet is sent at the next start; a few seconds to send it now, while the
+  // client (and its crypto, which encrypts the posts) still runs.
   await outbox.stop(5000);
+  client.stopClient();
   await store.save(true);
   await crypto.close();
   await app.close();
