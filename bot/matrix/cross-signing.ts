@@ -1,7 +1,7 @@
 import { readSecretFile, writeSecretFile, type SecretBox } from "../../ops/secret-box.ts";
-import { Method, type AuthDict, type MatrixClient, type MatrixError, type UIAuthCallback } from "matrix-js-sdk";
+import type { AuthDict, MatrixClient, MatrixError, UIAuthCallback } from "matrix-js-sdk";
 import type { Logger } from "../logger.ts";
-import { CryptoStateError, deviceHasKeys } from "./device-crypto.ts";
+import { CryptoStateError, deviceHasKeys, publishedDevice } from "./device-crypto.ts";
 
 type SecretsBundle = Awaited<ReturnType<NonNullable<NonNullable<ReturnType<MatrixClient["getCrypto"]>>["exportSecretsBundle"]>>>;
 
@@ -107,18 +107,12 @@ async function publishDeviceKeys(client: MatrixClient, o: CrossSigningOptions, t
   }
 }
 
-type KeysQuery = {
-  device_keys?: Record<string, Record<string, { signatures?: Record<string, Record<string, string>> }>>;
-  self_signing_keys?: Record<string, { keys?: Record<string, string> }>;
-};
-
 /**
  * Whether the homeserver shows the device signed by the account's self-signing key: what other
  * people's clients check (the crypto's own view of its device lags until it queries its keys again).
  */
 async function signedOnServer(client: MatrixClient, userId: string, deviceId: string): Promise<boolean> {
-  const res = await client.http.authedRequest<KeysQuery>(Method.Post, "/keys/query", undefined, { device_keys: { [userId]: [deviceId] } });
-  const ssk = Object.keys(res.self_signing_keys?.[userId]?.keys ?? {});
-  const signatures = Object.keys(res.device_keys?.[userId]?.[deviceId]?.signatures?.[userId] ?? {});
-  return ssk.length > 0 && ssk.every((k) => signatures.includes(k));
+  const { keys, selfSigningKeyIds } = await publishedDevice(client, userId, deviceId);
+  const signatures = Object.keys(keys?.signatures?.[userId] ?? {});
+  return selfSigningKeyIds.length > 0 && selfSigningKeyIds.every((k) => signatures.includes(k));
 }

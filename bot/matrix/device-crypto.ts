@@ -107,13 +107,23 @@ export async function openDeviceCrypto(stateDir: string, session: { userId: stri
   };
 }
 
+/** What the homeserver publishes about one device of the bot's account (`/keys/query`). */
+export interface PublishedDevice {
+  /** The device's identity keys, with the signatures on them; undefined when it has none. */
+  keys: { signatures?: Record<string, Record<string, string>> } | undefined;
+  /** Key ids of the account's self-signing key. */
+  selfSigningKeyIds: string[];
+}
+
+export async function publishedDevice(client: MatrixClient, userId: string, deviceId: string): Promise<PublishedDevice> {
+  const res = await client.http.authedRequest<{
+    device_keys?: Record<string, Record<string, { signatures?: Record<string, Record<string, string>> }>>;
+    self_signing_keys?: Record<string, { keys?: Record<string, string> }>;
+  }>(Method.Post, "/keys/query", undefined, { device_keys: { [userId]: [deviceId] } });
+  return { keys: res.device_keys?.[userId]?.[deviceId], selfSigningKeyIds: Object.keys(res.self_signing_keys?.[userId]?.keys ?? {}) };
+}
+
 /** Whether the homeserver already has identity keys for this device (then a fresh store cannot be its store). */
 export async function deviceHasKeys(client: MatrixClient, userId: string, deviceId: string): Promise<boolean> {
-  const res = await client.http.authedRequest<{ device_keys?: Record<string, Record<string, unknown>> }>(
-    Method.Post,
-    "/keys/query",
-    undefined,
-    { device_keys: { [userId]: [deviceId] } },
-  );
-  return res.device_keys?.[userId]?.[deviceId] !== undefined;
+  return (await publishedDevice(client, userId, deviceId)).keys !== undefined;
 }
